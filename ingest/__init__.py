@@ -1,0 +1,1 @@
+"""The front door: HTTP, authentication, the wire model and the Kafka producer."""

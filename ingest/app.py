@@ -1,0 +1,269 @@
+"""The receiver's composition root: routes, handlers and the resources they share."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+import msgspec
+import structlog
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from ingest.auth import check_origin, check_signature, key_from_headers
+from ingest.intake import BodyKind, Intake, decompress, parse_body, prepare
+from ingest.keys import Credential, KeyStore
+from ingest.metrics import IngestMetrics
+from ingest.openapi import openapi_document
+from ingest.producer import Publisher
+from ingest.wire import MAX_REQUEST_BYTES, Stamp
+from sextant.errors import (
+    Forbidden,
+    InvalidRequest,
+    MissingKey,
+    RequestRejected,
+    TooLarge,
+    Unavailable,
+    UnsupportedType,
+)
+from sextant.kafka import ensure_topics
+from sextant.settings import Settings
+
+log = structlog.get_logger()
+
+_STATUS: dict[type[RequestRejected], int] = {
+    InvalidRequest: 400,
+    MissingKey: 401,
+    Forbidden: 403,
+    TooLarge: 413,
+    UnsupportedType: 501,
+    Unavailable: 503,
+}
+_RETRY_AFTER_SECONDS = "2"
+_json = msgspec.json.Encoder()
+
+
+@dataclass(frozen=True, slots=True)
+class Receiver:
+    """What every handler needs, built once per app."""
+
+    settings: Settings
+    keys: KeyStore
+    publisher: Publisher
+    metrics: IngestMetrics
+
+
+RECEIVER = web.AppKey("receiver", Receiver)
+SETTINGS = web.AppKey("settings", Settings)
+METRICS = web.AppKey("metrics", IngestMetrics)
+
+
+def create_app(settings: Settings) -> web.Application:
+    """The receiver app; `running` serves it as it must be served."""
+    # Bodies are read by `_read_body` with our own limit; this only keeps aiohttp out of the way.
+    app = web.Application(middlewares=[_errors], client_max_size=2 * MAX_REQUEST_BYTES)
+    app[SETTINGS] = settings
+    app[METRICS] = IngestMetrics()
+    app.cleanup_ctx.append(_receiver_ctx)
+    for path, kind, default_type in _ROUTES:
+        app.router.add_post(path, _handler(path, kind, default_type))
+    app.router.add_get("/healthz", _healthz)
+    app.router.add_get("/readyz", _readyz)
+    app.router.add_get("/metrics", _metrics)
+    app.router.add_get("/openapi.json", _openapi)
+    return app
+
+
+_ROUTES: list[tuple[str, BodyKind, str | None]] = [
+    *(
+        (f"/v1/{t}", BodyKind.SINGLE, t)
+        for t in ("identify", "track", "page", "screen", "group", "alias")
+    ),
+    ("/v1/batch", BodyKind.BATCH, None),
+    ("/v1/import", BodyKind.BATCH, None),
+    ("/segment", BodyKind.PARTNER, None),
+]
+
+
+async def _receiver_ctx(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    pool = await asyncpg.create_pool(settings.require_database_url(), min_size=1, max_size=2)
+    keys = KeyStore(pool, settings.key_refresh_seconds)
+    publisher = Publisher(settings, app[METRICS])
+    try:
+        await keys.load()
+        await ensure_topics(settings)
+        await publisher.start()
+        app[RECEIVER] = Receiver(settings, keys, publisher, app[METRICS])
+        tasks = [
+            asyncio.create_task(keys.refresh_forever(), name="key-refresh"),
+            asyncio.create_task(publisher.probe_forever(), name="broker-probe"),
+        ]
+        log.info("receiver_ready", topic=settings.kafka_topic)
+        yield
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    finally:
+        await publisher.stop()
+        await pool.close()
+
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def _handler(route: str, kind: BodyKind, default_type: str | None) -> Handler:
+    async def handle(request: web.Request) -> web.Response:
+        receiver = request.app[RECEIVER]
+        raw = await _read_body(request)
+        body = decompress(raw, request.headers.get("Content-Encoding"))
+        header_key = key_from_headers(request.headers)
+        credential = None
+        if header_key is not None:
+            credential = await _authorize(receiver, header_key, request, raw)
+        parsed = parse_body(body, kind)
+        if credential is None:
+            credential = await _authorize(receiver, parsed.write_key, request, raw)
+        intake = prepare(
+            parsed,
+            default_type=default_type,
+            stamp=Stamp(credential.workspace_id, credential.connector_id),
+            destination=receiver.settings.destination_name,
+            received_at=_now_iso(),
+        )
+        await receiver.publisher.publish(intake.records)
+        _count(receiver.metrics, intake)
+        return _reply(
+            200,
+            {
+                "success": True,
+                "accepted": len(intake.records),
+                "skipped": intake.skipped,
+                "rejected": [{"index": i, "message": m} for i, m in intake.rejected],
+            },
+        )
+
+    handle.__name__ = f"post_{route.strip('/').replace('/', '_')}"
+    return handle
+
+
+async def _authorize(
+    receiver: Receiver, key: str | None, request: web.Request, raw: bytes
+) -> Credential:
+    credential = await receiver.keys.authenticate(key)
+    check_origin(request.headers.get("Origin"), credential.trusted_domains)
+    check_signature(raw, request.headers.get("X-Signature"), credential.shared_secret)
+    return credential
+
+
+async def _read_body(request: web.Request) -> bytes:
+    """Read at most the request limit; a larger body is refused before it is all in memory."""
+    if request.content_length is not None and request.content_length > MAX_REQUEST_BYTES:
+        raise TooLarge(f"request is over {MAX_REQUEST_BYTES // 1024} KB")
+    body = bytearray()
+    async for chunk in request.content.iter_any():
+        body += chunk
+        if len(body) > MAX_REQUEST_BYTES:
+            raise TooLarge(f"request is over {MAX_REQUEST_BYTES // 1024} KB")
+    return bytes(body)
+
+
+def _now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _count(metrics: IngestMetrics, intake: Intake) -> None:
+    for kind in intake.types:
+        metrics.calls.labels(kind, "accepted").inc()
+    if intake.skipped:
+        metrics.calls.labels("any", "skipped").inc(intake.skipped)
+    if intake.rejected:
+        metrics.calls.labels("any", "rejected").inc(len(intake.rejected))
+
+
+def _reply(
+    status: int, body: dict[str, Any], headers: dict[str, str] | None = None
+) -> web.Response:
+    return web.Response(
+        status=status, body=_json.encode(body), content_type="application/json", headers=headers
+    )
+
+
+@web.middleware
+async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every answer is JSON; refusals map to their status here and nowhere else."""
+    route = (
+        request.match_info.route.resource.canonical if request.match_info.route.resource else "?"
+    )
+    started = time.perf_counter()
+    try:
+        response = await handler(request)
+    except RequestRejected as e:
+        response = _refusal(request, e)
+    except web.HTTPException as e:
+        response = _reply(e.status, {"message": e.reason})
+    except Exception:
+        log.exception("request_failed", route=route)
+        response = _reply(500, {"message": "internal error"})
+    request.app[METRICS].requests.labels(route, str(response.status)).inc()
+    if response.status >= 500:
+        log.warning(
+            "request_refused",
+            route=route,
+            status=response.status,
+            ms=round((time.perf_counter() - started) * 1000, 1),
+        )
+    return response
+
+
+def _refusal(request: web.Request, e: RequestRejected) -> web.Response:
+    status = _STATUS[type(e)]
+    body: dict[str, Any] = {"success": False, "message": e.message}
+    if isinstance(e, InvalidRequest) and e.rejected:
+        body["rejected"] = [{"index": i, "message": m} for i, m in e.rejected]
+        request.app[METRICS].calls.labels("any", "rejected").inc(len(e.rejected))
+    headers = {"Retry-After": _RETRY_AFTER_SECONDS} if e.retriable else None
+    return _reply(status, body, headers)
+
+
+async def _healthz(request: web.Request) -> web.Response:
+    return _reply(200, {"ok": True})
+
+
+async def _readyz(request: web.Request) -> web.Response:
+    receiver = request.app[RECEIVER]
+    checks = {"broker": receiver.publisher.broker_ok, "keys": receiver.keys.loaded}
+    return _reply(200 if all(checks.values()) else 503, {"ready": all(checks.values()), **checks})
+
+
+async def _metrics(request: web.Request) -> web.Response:
+    body = generate_latest(request.app[METRICS].registry)
+    response = web.Response(body=body)
+    response.content_type = CONTENT_TYPE_LATEST.split(";")[0]
+    return response
+
+
+async def _openapi(request: web.Request) -> web.Response:
+    return _reply(200, openapi_document())
+
+
+@contextlib.asynccontextmanager
+async def running(settings: Settings, host: str, port: int) -> AsyncIterator[web.AppRunner]:
+    """Serve the receiver on host:port until the block ends.
+
+    aiohttp must not inflate bodies itself: the signature covers the body as sent, and
+    `decompress` caps what a gzip body may grow to.
+    """
+    runner = web.AppRunner(create_app(settings), auto_decompress=False, access_log=None)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, host, port, reuse_address=True).start()
+        yield runner
+    finally:
+        await runner.cleanup()

@@ -1,0 +1,250 @@
+"""Turn a request body into Kafka records: parse, validate, honour integrations, stamp.
+
+Pure functions: no HTTP, no Kafka, no clock of their own, so they are tested fast.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import uuid
+import zlib
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
+
+from ingest.wire import (
+    MAX_BATCH_MESSAGES,
+    MAX_MESSAGE_BYTES,
+    MAX_REQUEST_BYTES,
+    STAMP_FIELD,
+    SUPPORTED_TYPES,
+    BatchBody,
+    KeyOnly,
+    MessageHead,
+    Stamp,
+    identifier,
+)
+from sextant.errors import InvalidRequest, TooLarge, UnsupportedType
+
+_batch_decoder = msgspec.json.Decoder(BatchBody)
+_single_decoder = msgspec.json.Decoder(KeyOnly)
+_partner_decoder = msgspec.json.Decoder(list[msgspec.Raw] | KeyOnly)
+_head_decoder = msgspec.json.Decoder(MessageHead)
+_dict_decoder = msgspec.json.Decoder(dict[str, Any])
+_encoder = msgspec.json.Encoder()
+
+
+class BodyKind(enum.Enum):
+    SINGLE = "single"  # /v1/identify, /v1/track, ...: one message
+    BATCH = "batch"  # /v1/batch, /v1/import: {"batch": [...]}
+    PARTNER = "partner"  # /segment: one message or an array of them
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedBody:
+    messages: list[msgspec.Raw]
+    write_key: str | None = None
+    context: dict[str, Any] | None = None
+    integrations: dict[str, Any] | None = None
+
+
+@dataclass(slots=True)
+class Intake:
+    """What to produce, and what to tell the client about the rest."""
+
+    records: list[tuple[bytes, bytes]] = field(default_factory=list)  # (key, value)
+    types: list[str] = field(default_factory=list)  # type of each record, for metrics
+    skipped: int = 0
+    rejected: list[tuple[int, str]] = field(default_factory=list)
+
+
+def decompress(body: bytes, encoding: str | None) -> bytes:
+    """Undo `Content-Encoding: gzip`, refusing to inflate past the request limit."""
+    if not encoding or encoding.lower() == "identity":
+        return body
+    if encoding.lower() not in ("gzip", "x-gzip"):
+        raise InvalidRequest(f"Content-Encoding {encoding!r} is not supported: use gzip")
+    inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+    try:
+        data = inflater.decompress(body, MAX_REQUEST_BYTES + 1)
+    except zlib.error as e:
+        raise InvalidRequest("body is not valid gzip") from e
+    if len(data) > MAX_REQUEST_BYTES or inflater.unconsumed_tail:
+        raise TooLarge(f"request is over {MAX_REQUEST_BYTES // 1024} KB once decompressed")
+    if not inflater.eof:
+        raise InvalidRequest("body is not valid gzip: it ends too soon")
+    return data
+
+
+def parse_body(body: bytes, kind: BodyKind) -> ParsedBody:
+    """Split a body into its messages without decoding them."""
+    body = body.strip()
+    try:
+        match kind:
+            case BodyKind.BATCH:
+                batch = _batch_decoder.decode(body)
+                parsed = ParsedBody(batch.batch, batch.writeKey, batch.context, batch.integrations)
+            case BodyKind.SINGLE:
+                parsed = ParsedBody([msgspec.Raw(body)], _single_decoder.decode(body).writeKey)
+            case BodyKind.PARTNER:
+                top = _partner_decoder.decode(body)
+                if isinstance(top, list):
+                    parsed = ParsedBody(top)
+                else:
+                    parsed = ParsedBody([msgspec.Raw(body)], top.writeKey)
+    except msgspec.ValidationError as e:
+        raise InvalidRequest(f"body is not a valid {_shape(kind)}: {e}") from e
+    except msgspec.DecodeError as e:
+        raise InvalidRequest(f"body is not JSON: {e}") from e
+    if len(parsed.messages) > MAX_BATCH_MESSAGES:
+        raise TooLarge(
+            f"batch has {len(parsed.messages)} messages; the limit is {MAX_BATCH_MESSAGES}"
+        )
+    return parsed
+
+
+def _shape(kind: BodyKind) -> str:
+    return {
+        BodyKind.BATCH: 'batch object ({"batch": [...]})',
+        BodyKind.SINGLE: "message object",
+        BodyKind.PARTNER: "message object or array of messages",
+    }[kind]
+
+
+def prepare(
+    parsed: ParsedBody,
+    *,
+    default_type: str | None,
+    stamp: Stamp,
+    destination: str,
+    received_at: str,
+) -> Intake:
+    """Validate each message and build its Kafka record; invalid ones are rejected by index."""
+    intake = Intake()
+    unsupported = 0
+    merge = parsed.context is not None or parsed.integrations is not None
+    stamp_bytes = _encoder.encode(stamp)
+    for index, raw in enumerate(parsed.messages):
+        try:
+            head = _decode_head(raw)
+            kind = _check(head, default_type)
+        except UnsupportedType as e:
+            unsupported += 1
+            intake.rejected.append((index, e.message))
+            continue
+        except InvalidRequest as e:
+            intake.rejected.append((index, e.message))
+            continue
+        integrations = _merged(parsed.integrations, head.integrations)
+        if not is_enabled(integrations, destination):
+            intake.skipped += 1
+            continue
+        identity = identifier(head.userId) or identifier(head.anonymousId)
+        key = f"{stamp.workspace_id}:{identity}".encode()
+        if merge or head.receivedAt or head.writeKey or head.sextant:
+            value = _restamp(raw, head, kind, parsed, stamp, received_at)
+        else:
+            value = _splice(raw, head, kind, stamp_bytes, received_at)
+        intake.records.append((key, value))
+        intake.types.append(kind)
+    if not intake.records and not intake.skipped and intake.rejected:
+        if unsupported == len(intake.rejected):
+            raise UnsupportedType(intake.rejected[0][1])
+        reason = intake.rejected[0][1] if len(intake.rejected) == 1 else "every message is invalid"
+        raise InvalidRequest(reason, intake.rejected)
+    return intake
+
+
+def _decode_head(raw: msgspec.Raw) -> MessageHead:
+    if len(raw) > MAX_MESSAGE_BYTES:
+        raise InvalidRequest(f"message is over {MAX_MESSAGE_BYTES // 1024} KB")
+    try:
+        return _head_decoder.decode(raw)
+    except msgspec.ValidationError as e:
+        raise InvalidRequest(f"invalid message: {e}") from e
+    except msgspec.DecodeError as e:
+        raise InvalidRequest(f"message is not JSON: {e}") from e
+
+
+def _check(head: MessageHead, default_type: str | None) -> str:
+    """The message's type, once its required fields are known to be there."""
+    kind = head.type or default_type
+    if kind is None:
+        raise InvalidRequest("message has no type")
+    if kind not in SUPPORTED_TYPES:
+        raise UnsupportedType(f"type {kind!r} is not supported")
+    user_id, anonymous_id = identifier(head.userId), identifier(head.anonymousId)
+    if not user_id and not anonymous_id:
+        raise InvalidRequest("message has neither userId nor anonymousId")
+    if kind == "track" and not head.event:
+        raise InvalidRequest("track has no event")
+    if kind == "group" and not identifier(head.groupId):
+        raise InvalidRequest("group has no groupId")
+    if kind == "alias" and not (identifier(head.previousId) and user_id):
+        raise InvalidRequest("alias needs previousId and userId")
+    if kind == "delete" and not user_id:
+        raise InvalidRequest("delete has no userId")
+    return kind
+
+
+def is_enabled(integrations: dict[str, Any] | None, destination: str) -> bool:
+    """Segment's rule: `All: false` turns every destination off unless named; `Name: false` off."""
+    if not integrations:
+        return True
+    own = integrations.get(destination)
+    if own is False:
+        return False
+    if integrations.get("All") is False:
+        return own is not None
+    return True
+
+
+def _merged(outer: dict[str, Any] | None, inner: dict[str, Any] | None) -> dict[str, Any] | None:
+    if outer is None:
+        return inner
+    return {**outer, **(inner or {})}
+
+
+def content_message_id(raw: bytes) -> str:
+    """A retried body gets the same id, so the worker applies it once."""
+    return str(uuid.UUID(bytes=hashlib.sha256(raw).digest()[:16]))
+
+
+def _stamps(head: MessageHead, kind: str, raw: bytes, received_at: str) -> dict[str, str]:
+    stamps = {"receivedAt": received_at}
+    if head.type is None:
+        stamps["type"] = kind
+    if not head.messageId:
+        stamps["messageId"] = content_message_id(raw)
+    return stamps
+
+
+def _splice(
+    raw: msgspec.Raw, head: MessageHead, kind: str, stamp: bytes, received_at: str
+) -> bytes:
+    """Add the stamps in front of the message's own fields, without re-encoding it."""
+    data = bytes(raw)
+    prefix = _encoder.encode(_stamps(head, kind, data, received_at))
+    return b"".join((prefix[:-1], b',"', STAMP_FIELD.encode(), b'":', stamp, b",", data[1:]))
+
+
+def _restamp(
+    raw: msgspec.Raw,
+    head: MessageHead,
+    kind: str,
+    parsed: ParsedBody,
+    stamp: Stamp,
+    received_at: str,
+) -> bytes:
+    """The slow path: merge batch-level fields and overwrite anything the client must not set."""
+    message = _dict_decoder.decode(raw)
+    for name, outer in (("context", parsed.context), ("integrations", parsed.integrations)):
+        if outer is not None:
+            inner = message.get(name)
+            message[name] = {**outer, **inner} if isinstance(inner, dict) else outer
+    message.pop("writeKey", None)
+    message.update(_stamps(head, kind, bytes(raw), received_at))
+    message[STAMP_FIELD] = stamp
+    return _encoder.encode(message)

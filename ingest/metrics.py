@@ -1,0 +1,31 @@
+"""The receiver's Prometheus metrics, in a registry of the app's own."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+
+class IngestMetrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "sextant_http_requests",
+            "HTTP requests by route and status.",
+            ["route", "status"],
+            registry=self.registry,
+        )
+        self.calls = Counter(
+            "sextant_calls",
+            "Calls received, by type and outcome (accepted, rejected, skipped).",
+            ["type", "outcome"],
+            registry=self.registry,
+        )
+        self.broker_ack_seconds = Histogram(
+            "sextant_broker_ack_seconds",
+            "Time from produce to the broker's acknowledgement of a request's calls.",
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+            registry=self.registry,
+        )
+        self.broker_ready = Gauge(
+            "sextant_broker_ready", "1 while the broker answers.", registry=self.registry
+        )

@@ -1,0 +1,171 @@
+"""The OpenAPI document served at /openapi.json."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ingest.wire import MAX_BATCH_MESSAGES, MAX_MESSAGE_BYTES, MAX_REQUEST_BYTES, SUPPORTED_TYPES
+
+
+def _error(description: str) -> dict[str, Any]:
+    return {
+        "description": description,
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+    }
+
+
+_RESPONSES: dict[str, Any] = {
+    "200": {
+        "description": "Every accepted call is acknowledged by the broker.",
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Accepted"}}},
+    },
+    "400": _error("Not JSON, not a message or batch, or every message invalid."),
+    "401": _error("No API key, or an unknown one."),
+    "403": _error("A revoked key, an untrusted Origin or a bad X-Signature."),
+    "413": _error("Over the size or count limits."),
+    "501": _error("A message type Sextant does not support."),
+    "503": {
+        **_error("The broker did not acknowledge in time: nothing was accepted; retry."),
+        "headers": {"Retry-After": {"schema": {"type": "integer"}}},
+    },
+}
+
+_SECURITY: list[dict[str, list[str]]] = [{"basic": []}, {"bearer": []}, {"writeKeyHeader": []}, {}]
+
+
+def _post(summary: str, schema: str) -> dict[str, Any]:
+    return {
+        "post": {
+            "summary": summary,
+            "security": _SECURITY,
+            "parameters": [
+                {
+                    "name": "X-Signature",
+                    "in": "header",
+                    "required": False,
+                    "description": "Hex HMAC-SHA1 of the body as sent (sources with a secret).",
+                    "schema": {"type": "string"},
+                },
+                {
+                    "name": "Content-Encoding",
+                    "in": "header",
+                    "required": False,
+                    "schema": {"type": "string", "enum": ["gzip"]},
+                },
+            ],
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/json": {"schema": {"$ref": f"#/components/schemas/{schema}"}}
+                },
+            },
+            "responses": _RESPONSES,
+        }
+    }
+
+
+def _probe(summary: str) -> dict[str, Any]:
+    return {
+        "get": {
+            "summary": summary,
+            "responses": {"200": {"description": "OK"}, "503": {"description": "Not ready"}},
+        }
+    }
+
+
+def openapi_document() -> dict[str, Any]:
+    paths: dict[str, Any] = {
+        f"/v1/{t}": _post(f"One {t} call; `type` defaults to {t!r}.", "Message")
+        for t in ("identify", "track", "page", "screen", "group", "alias")
+    }
+    paths["/v1/batch"] = _post("Up to 2,500 calls of any type.", "Batch")
+    paths["/v1/import"] = _post("The same as /v1/batch.", "Batch")
+    paths["/segment"] = _post("Segment's partner delivery: one call or an array.", "Delivery")
+    paths["/healthz"] = _probe("Liveness.")
+    paths["/readyz"] = _probe("Readiness: broker reachable and keys loaded.")
+    paths["/metrics"] = {
+        "get": {"summary": "Prometheus metrics.", "responses": {"200": {"description": "OK"}}}
+    }
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Sextant receiver",
+            "version": "1",
+            "description": (
+                f"Segment-compatible intake. Limits: {MAX_MESSAGE_BYTES // 1024} KB per message, "
+                f"{MAX_REQUEST_BYTES // 1024} KB per request after decompression, "
+                f"{MAX_BATCH_MESSAGES} messages per batch."
+            ),
+        },
+        "paths": paths,
+        "components": {
+            "securitySchemes": {
+                "basic": {"type": "http", "scheme": "basic", "description": "base64(key + ':')"},
+                "bearer": {"type": "http", "scheme": "bearer"},
+                "writeKeyHeader": {"type": "apiKey", "in": "header", "name": "X-Write-Key"},
+            },
+            "schemas": {
+                "Message": {
+                    "type": "object",
+                    "properties": {
+                        "type": {"type": "string", "enum": sorted(SUPPORTED_TYPES)},
+                        "userId": {"type": ["string", "integer"]},
+                        "anonymousId": {"type": ["string", "integer"]},
+                        "messageId": {"type": "string"},
+                        "timestamp": {"type": "string", "format": "date-time"},
+                        "event": {"type": "string"},
+                        "groupId": {"type": ["string", "integer"]},
+                        "previousId": {"type": ["string", "integer"]},
+                        "traits": {"type": "object"},
+                        "properties": {"type": "object"},
+                        "context": {"type": "object"},
+                        "integrations": {"type": "object"},
+                        "writeKey": {"type": "string"},
+                    },
+                },
+                "Batch": {
+                    "type": "object",
+                    "required": ["batch"],
+                    "properties": {
+                        "batch": {
+                            "type": "array",
+                            "items": {"$ref": "#/components/schemas/Message"},
+                            "maxItems": MAX_BATCH_MESSAGES,
+                        },
+                        "context": {"type": "object"},
+                        "integrations": {"type": "object"},
+                        "writeKey": {"type": "string"},
+                    },
+                },
+                "Delivery": {
+                    "oneOf": [
+                        {"$ref": "#/components/schemas/Message"},
+                        {"type": "array", "items": {"$ref": "#/components/schemas/Message"}},
+                    ]
+                },
+                "Accepted": {
+                    "type": "object",
+                    "properties": {
+                        "success": {"type": "boolean"},
+                        "accepted": {"type": "integer"},
+                        "skipped": {"type": "integer"},
+                        "rejected": {
+                            "type": "array",
+                            "items": {
+                                "type": "object",
+                                "properties": {
+                                    "index": {"type": "integer"},
+                                    "message": {"type": "string"},
+                                },
+                            },
+                        },
+                    },
+                },
+                "Error": {
+                    "type": "object",
+                    "required": ["message"],
+                    "properties": {"message": {"type": "string"}, "success": {"type": "boolean"}},
+                },
+            },
+        },
+    }

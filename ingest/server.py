@@ -1,0 +1,21 @@
+"""`sextant serve`: the receiver until SIGINT or SIGTERM."""
+
+from __future__ import annotations
+
+import structlog
+
+from ingest.app import running
+from sextant.settings import Settings
+from sextant.signals import wait_for_stop_signal
+
+log = structlog.get_logger()
+
+
+async def serve(settings: Settings) -> int:
+    async with running(settings, settings.host, settings.port):
+        log.info("listening", host=settings.host, port=settings.port)
+        sig = await wait_for_stop_signal()
+        # Leaving the block stops accepting, lets in-flight requests finish, then closes.
+        log.info("stopping", signal=sig.name)
+    log.info("stopped")
+    return 0

@@ -1,0 +1,1 @@
+"""Sextant: the receiving end of a Segment destination."""

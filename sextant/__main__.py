@@ -1,0 +1,5 @@
+import sys
+
+from sextant.cli import main
+
+sys.exit(main())

@@ -1,0 +1,140 @@
+"""Workspaces, connectors and API keys: what operators create, list and revoke."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+
+import asyncpg
+
+from sextant.errors import AdminError
+
+KEY_PREFIX_LENGTH = 12  # "sx_" and 9 random characters: enough to name a key, useless to use it
+DEFAULT_CONNECTOR = "default"
+
+
+def hash_key(key: str) -> str:
+    """Keys are 190 random bits, so one fast hash is enough to store them safely."""
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def new_key() -> str:
+    return "sx_" + secrets.token_urlsafe(32)
+
+
+@dataclass(frozen=True, slots=True)
+class CreatedKey:
+    workspace: str
+    connector: str
+    api_key: str
+    key_prefix: str
+    workspace_id: int
+    connector_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class KeyInfo:
+    key_prefix: str
+    connector: str
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+async def create_workspace(conn: asyncpg.Connection, name: str) -> int:
+    """Create the workspace `name`, or fail if it exists."""
+    workspace_id = await conn.fetchval(
+        "INSERT INTO workspaces (name) VALUES ($1) ON CONFLICT (name) DO NOTHING RETURNING id", name
+    )
+    if workspace_id is None:
+        raise AdminError(f"workspace {name!r} already exists")
+    return int(workspace_id)
+
+
+async def create_key(
+    conn: asyncpg.Connection,
+    workspace: str,
+    connector: str = DEFAULT_CONNECTOR,
+    *,
+    block_free_email: bool | None = None,
+    trusted_domains: list[str] | None = None,
+    shared_secret: str | None = None,
+) -> CreatedKey:
+    """Create the workspace and connector if new, and a key for them.
+
+    Connector options given here replace the connector's; options left out keep it as it is.
+    """
+    async with conn.transaction():
+        workspace_id = await conn.fetchval(
+            """INSERT INTO workspaces (name) VALUES ($1)
+               ON CONFLICT (name) DO UPDATE SET name = EXCLUDED.name RETURNING id""",
+            workspace,
+        )
+        connector_id = await conn.fetchval(
+            """INSERT INTO connectors
+                   (workspace_id, name, block_free_email_users, trusted_domains, shared_secret)
+               VALUES ($1, $2, coalesce($3, false), coalesce($4, '{}'::text[]), $5)
+               ON CONFLICT (workspace_id, name) DO UPDATE SET
+                   block_free_email_users =
+                       coalesce($3, connectors.block_free_email_users),
+                   trusted_domains = coalesce($4, connectors.trusted_domains),
+                   shared_secret = coalesce($5, connectors.shared_secret)
+               RETURNING id""",
+            workspace_id,
+            connector,
+            block_free_email,
+            [d.lower() for d in trusted_domains] if trusted_domains else None,
+            shared_secret,
+        )
+        key = new_key()
+        await conn.execute(
+            """INSERT INTO api_keys (workspace_id, connector_id, key_prefix, key_hash)
+               VALUES ($1, $2, $3, $4)""",
+            workspace_id,
+            connector_id,
+            key[:KEY_PREFIX_LENGTH],
+            hash_key(key),
+        )
+    return CreatedKey(
+        workspace, connector, key, key[:KEY_PREFIX_LENGTH], int(workspace_id), int(connector_id)
+    )
+
+
+async def list_keys(conn: asyncpg.Connection, workspace: str) -> list[KeyInfo]:
+    rows = await conn.fetch(
+        """SELECT k.key_prefix, c.name AS connector, k.created_at, k.revoked_at
+             FROM api_keys k
+             JOIN connectors c ON c.workspace_id = k.workspace_id AND c.id = k.connector_id
+             JOIN workspaces w ON w.id = k.workspace_id
+            WHERE w.name = $1
+            ORDER BY k.created_at, k.id""",
+        workspace,
+    )
+    if not rows and not await conn.fetchval("SELECT 1 FROM workspaces WHERE name = $1", workspace):
+        raise AdminError(f"no workspace named {workspace!r}")
+    return [KeyInfo(**dict(r)) for r in rows]
+
+
+async def revoke_key(conn: asyncpg.Connection, key_or_prefix: str) -> str:
+    """Revoke one key, named whole or by its prefix; returns the prefix."""
+    if len(key_or_prefix) > KEY_PREFIX_LENGTH:
+        where, arg = "key_hash = $1", hash_key(key_or_prefix)
+    else:
+        where, arg = "key_prefix = $1", key_or_prefix
+    async with conn.transaction():
+        rows = await conn.fetch(
+            f"SELECT workspace_id, id, key_prefix FROM api_keys WHERE {where} FOR UPDATE", arg
+        )
+        if not rows:
+            raise AdminError("no such key")
+        if len(rows) > 1:
+            raise AdminError("that prefix names several keys: give the whole key")
+        row = rows[0]
+        await conn.execute(
+            """UPDATE api_keys SET revoked_at = coalesce(revoked_at, now())
+                WHERE workspace_id = $1 AND id = $2""",
+            row["workspace_id"],
+            row["id"],
+        )
+    return str(row["key_prefix"])

@@ -1,0 +1,224 @@
+"""`sextant`: one console script for every process and operator command.
+
+This is the composition root for the command line: it parses arguments, builds the
+settings once, and calls into `ingest`, `worker` and `sextant.admin`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any
+
+import asyncpg
+import msgspec
+import structlog
+
+from sextant import admin
+from sextant.errors import AdminError, ConfigError, SextantError
+from sextant.logs import configure_logging
+from sextant.migrate import migrate
+from sextant.settings import Settings
+
+log = structlog.get_logger()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        settings = Settings.from_env()
+        configure_logging(settings)
+        result: int = args.run(settings, args)
+        return result
+    except ConfigError as e:
+        print(f"sextant: configuration error: {e}", file=sys.stderr)
+        return 2
+    except AdminError as e:
+        print(f"sextant: {e}", file=sys.stderr)
+        return 1
+    except SextantError as e:
+        print(f"sextant: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="sextant", description=__doc__)
+    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    def command(
+        name: str,
+        run: Callable[[Settings, argparse.Namespace], int],
+        help: str,
+        into: Any = commands,
+    ) -> argparse.ArgumentParser:
+        sub: argparse.ArgumentParser = into.add_parser(name, help=help, description=help)
+        sub.set_defaults(run=run)
+        return sub
+
+    command("serve", _serve, "run the HTTP receiver")
+    command("work", _work, "run one worker (a consumer-group member)")
+    command("migrate", _migrate, "apply schema migrations (safe to run concurrently)")
+    command("dev", _dev, "the embedded stack of `make run`, in the foreground; Ctrl-C stops all")
+
+    workspace = commands.add_parser("workspace", help="workspaces").add_subparsers(
+        required=True, metavar="ACTION"
+    )
+    create_ws = command("create", _workspace_create, "create a workspace", workspace)
+    create_ws.add_argument("name")
+
+    key = commands.add_parser("key", help="API keys").add_subparsers(
+        required=True, metavar="ACTION"
+    )
+    create = command("create", _key_create, "create a key (and its workspace and connector)", key)
+    create.add_argument("--workspace", required=True)
+    create.add_argument("--connector", default=admin.DEFAULT_CONNECTOR)
+    create.add_argument(
+        "--block-free-email",
+        action="store_true",
+        default=None,
+        help="ignore users whose email is at a free provider",
+    )
+    create.add_argument(
+        "--trusted-domain",
+        action="append",
+        dest="trusted_domains",
+        metavar="HOST",
+        help="accept browser calls only from this domain",
+    )
+    create.add_argument("--shared-secret", help="require X-Signature (HMAC-SHA1) with this secret")
+    create.add_argument("--json", action="store_true", help="print the key as JSON")
+    listing = command("list", _key_list, "list a workspace's keys (prefixes only)", key)
+    listing.add_argument("--workspace", required=True)
+    listing.add_argument("--json", action="store_true")
+    revoke = command("revoke", _key_revoke, "revoke a key; receivers refuse it within 5 s", key)
+    revoke.add_argument("key_or_prefix", metavar="KEY_OR_PREFIX")
+    return parser
+
+
+def _run(coro: Coroutine[Any, Any, int]) -> int:
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is not built for every platform
+        return asyncio.run(coro)
+    return uvloop.run(coro)
+
+
+async def _with_conn(
+    settings: Settings, work: Callable[[asyncpg.Connection], Awaitable[int]]
+) -> int:
+    try:
+        conn = await asyncpg.connect(settings.require_database_url())
+    except (OSError, asyncpg.PostgresError) as e:
+        raise ConfigError(f"DATABASE_URL: cannot connect: {e}") from e
+    try:
+        return await work(conn)
+    finally:
+        await conn.close()
+
+
+# --- processes ---------------------------------------------------------------------------
+
+
+def _serve(settings: Settings, args: argparse.Namespace) -> int:
+    from ingest.server import serve
+
+    settings.require_database_url()
+    settings.require_kafka()
+    return _run(serve(settings))
+
+
+def _work(settings: Settings, args: argparse.Namespace) -> int:
+    from worker.runner import run_worker
+
+    settings.require_database_url()
+    settings.require_kafka()
+    return _run(run_worker(settings))
+
+
+def _migrate(settings: Settings, args: argparse.Namespace) -> int:
+    async def apply(conn: asyncpg.Connection) -> int:
+        applied = await migrate(conn)
+        print(f"migrations applied: {applied or 'none, schema is current'}")
+        return 0
+
+    return _run(_with_conn(settings, apply))
+
+
+def _dev(settings: Settings, args: argparse.Namespace) -> int:
+    from sextant.dev import run_dev
+
+    return run_dev(settings)
+
+
+# --- admin -------------------------------------------------------------------------------
+
+
+def _workspace_create(settings: Settings, args: argparse.Namespace) -> int:
+    async def create(conn: asyncpg.Connection) -> int:
+        workspace_id = await admin.create_workspace(conn, args.name)
+        print(f"workspace {args.name!r} created (id {workspace_id})")
+        return 0
+
+    return _run(_with_conn(settings, create))
+
+
+def _key_create(settings: Settings, args: argparse.Namespace) -> int:
+    async def create(conn: asyncpg.Connection) -> int:
+        created = await admin.create_key(
+            conn,
+            args.workspace,
+            args.connector,
+            block_free_email=args.block_free_email,
+            trusted_domains=args.trusted_domains,
+            shared_secret=args.shared_secret,
+        )
+        if args.json:
+            body = {
+                "workspace": created.workspace,
+                "connector": created.connector,
+                "api_key": created.api_key,
+            }
+            print(msgspec.json.encode(body).decode())
+        else:
+            print(
+                f"workspace  {created.workspace}\nconnector  {created.connector}\n"
+                f"api key    {created.api_key}\n"
+                "(the key is shown only this once: store it now)"
+            )
+        return 0
+
+    return _run(_with_conn(settings, create))
+
+
+def _key_list(settings: Settings, args: argparse.Namespace) -> int:
+    async def show(conn: asyncpg.Connection) -> int:
+        keys = await admin.list_keys(conn, args.workspace)
+        if args.json:
+            print(msgspec.json.encode(keys).decode())
+            return 0
+        print(f"{'prefix':<14}{'connector':<16}{'created':<27}revoked")
+        for k in keys:
+            revoked = k.revoked_at.isoformat(timespec="seconds") if k.revoked_at else "-"
+            print(
+                f"{k.key_prefix:<14}{k.connector:<16}"
+                f"{k.created_at.isoformat(timespec='seconds'):<27}{revoked}"
+            )
+        return 0
+
+    return _run(_with_conn(settings, show))
+
+
+def _key_revoke(settings: Settings, args: argparse.Namespace) -> int:
+    async def revoke(conn: asyncpg.Connection) -> int:
+        prefix = await admin.revoke_key(conn, args.key_or_prefix)
+        print(
+            f"key {prefix}... revoked; receivers refuse it within "
+            f"{settings.key_refresh_seconds:g} s"
+        )
+        return 0
+
+    return _run(_with_conn(settings, revoke))

@@ -1,0 +1,176 @@
+"""One frozen, validated settings object, read from the environment once at start."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal, TypeVar
+from urllib.parse import urlsplit, urlunsplit
+
+from sextant.errors import ConfigError
+
+T = TypeVar("T")
+
+LogFormat = Literal["json", "console"]
+_LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+_TOPIC = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a process needs to know, validated; `repr` hides credentials."""
+
+    database_url: str | None = None
+    kafka_bootstrap_servers: str | None = None
+    kafka_topic: str = "sextant.events"
+    kafka_dlq_topic: str = "sextant.events.dlq"
+    kafka_enable_idempotence: bool = True
+    kafka_topic_partitions: int = 12
+    kafka_replication_factor: int = 1
+    kafka_consumer_group: str = "sextant-workers"
+    host: str = "0.0.0.0"  # noqa: S104 - a receiver in a container listens on every interface
+    port: int = 8080
+    log_level: str = "info"
+    log_format: LogFormat = "json"
+    destination_name: str = "Astrolabe"
+    # Segment gives a destination 5 s; answer 503 well before it gives up on us.
+    broker_ack_timeout: float = 3.0
+    # Revocation must reach every receiver within 5 s.
+    key_refresh_seconds: float = 2.0
+    producer_linger_ms: int = 5
+    db_pool_size: int = 10
+
+    def __repr__(self) -> str:
+        fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        fields["database_url"] = _redact_url(self.database_url)
+        return "Settings(" + ", ".join(f"{k}={v!r}" for k, v in fields.items()) + ")"
+
+    def require_database_url(self) -> str:
+        if not self.database_url:
+            raise ConfigError("DATABASE_URL is not set")
+        return self.database_url
+
+    def require_kafka(self) -> str:
+        if not self.kafka_bootstrap_servers:
+            raise ConfigError("KAFKA_BOOTSTRAP_SERVERS is not set")
+        return self.kafka_bootstrap_servers
+
+    def with_services(self, database_url: str, kafka_bootstrap_servers: str) -> Settings:
+        return dataclasses.replace(
+            self, database_url=database_url, kafka_bootstrap_servers=kafka_bootstrap_servers
+        )
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Build settings from `env` (default `os.environ`); a bad value raises ConfigError."""
+        env = os.environ if env is None else env
+        read = _Reader(env)
+        topic = read("KAFKA_TOPIC", _topic, cls.kafka_topic)
+        return cls(
+            database_url=read("DATABASE_URL", _postgres_url, None),
+            kafka_bootstrap_servers=read("KAFKA_BOOTSTRAP_SERVERS", _bootstrap, None),
+            kafka_topic=topic,
+            kafka_dlq_topic=read("KAFKA_DLQ_TOPIC", _topic, f"{topic}.dlq"),
+            kafka_enable_idempotence=read("KAFKA_ENABLE_IDEMPOTENCE", _bool, True),
+            kafka_topic_partitions=read("KAFKA_TOPIC_PARTITIONS", _int_in(1, 10_000), 12),
+            kafka_replication_factor=read("KAFKA_REPLICATION_FACTOR", _int_in(1, 100), 1),
+            kafka_consumer_group=read("KAFKA_CONSUMER_GROUP", _nonempty, cls.kafka_consumer_group),
+            host=read("HOST", _nonempty, cls.host),
+            port=read("PORT", _int_in(0, 65_535), cls.port),
+            log_level=read("LOG_LEVEL", _choice(_LOG_LEVELS), cls.log_level),
+            log_format=read("LOG_FORMAT", _choice(("json", "console")), cls.log_format),
+            destination_name=read("DESTINATION_NAME", _nonempty, cls.destination_name),
+            broker_ack_timeout=read("BROKER_ACK_TIMEOUT", _float_in(0.05, 4.5), 3.0),
+            key_refresh_seconds=read("KEY_REFRESH_SECONDS", _float_in(0.05, 4.0), 2.0),
+            producer_linger_ms=read("PRODUCER_LINGER_MS", _int_in(0, 1000), 5),
+            db_pool_size=read("DB_POOL_SIZE", _int_in(1, 1000), 10),
+        )
+
+
+class _Reader:
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self._env = env
+
+    def __call__(self, name: str, parse: Callable[[str], T], default: T) -> T:
+        raw = self._env.get(name, "").strip()
+        if not raw:
+            return default
+        try:
+            return parse(raw)
+        except ValueError as e:
+            raise ConfigError(f"{name}: {e}") from e
+
+
+def _nonempty(raw: str) -> str:
+    return raw
+
+
+def _bool(raw: str) -> bool:
+    lowered = raw.lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"expected true or false, got {raw!r}")
+
+
+def _int_in(low: int, high: int) -> Callable[[str], int]:
+    def parse(raw: str) -> int:
+        value = int(raw)
+        if not low <= value <= high:
+            raise ValueError(f"expected an integer from {low} to {high}, got {raw!r}")
+        return value
+
+    return parse
+
+
+def _float_in(low: float, high: float) -> Callable[[str], float]:
+    def parse(raw: str) -> float:
+        value = float(raw)
+        if not low <= value <= high:
+            raise ValueError(f"expected a number from {low} to {high}, got {raw!r}")
+        return value
+
+    return parse
+
+
+def _choice(options: tuple[str, ...]) -> Callable[[str], Any]:
+    def parse(raw: str) -> str:
+        if raw.lower() not in options:
+            raise ValueError(f"expected one of {', '.join(options)}, got {raw!r}")
+        return raw.lower()
+
+    return parse
+
+
+def _topic(raw: str) -> str:
+    if not _TOPIC.match(raw):
+        raise ValueError(f"not a valid Kafka topic name: {raw!r}")
+    return raw
+
+
+def _bootstrap(raw: str) -> str:
+    for server in raw.split(","):
+        host, sep, port = server.strip().rpartition(":")
+        if not sep or not host or not port.isdigit():
+            raise ValueError(f"expected host:port[,host:port...], got {raw!r}")
+    return raw
+
+
+def _postgres_url(raw: str) -> str:
+    if urlsplit(raw).scheme not in ("postgres", "postgresql"):
+        raise ValueError("expected a postgresql:// URL")
+    return raw
+
+
+def _redact_url(url: str | None) -> str | None:
+    if not url:
+        return url
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+    return urlunsplit(parts._replace(netloc=netloc))

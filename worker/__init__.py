@@ -1,0 +1,1 @@
+"""Turns Segment calls from Kafka into users, accounts, events and page views in Postgres."""
