@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
+from msgspec import UNSET
 
 from ingest.wire import (
     MAX_BATCH_MESSAGES,
@@ -26,7 +27,7 @@ from ingest.wire import (
     Stamp,
     identifier,
 )
-from sextant.errors import InvalidRequest, TooLarge, UnsupportedType
+from sextant.errors import InvalidRequest, RequestRejected, TooLarge, UnsupportedType
 
 _batch_decoder = msgspec.json.Decoder(BatchBody)
 _single_decoder = msgspec.json.Decoder(KeyOnly)
@@ -123,18 +124,15 @@ def prepare(
 ) -> Intake:
     """Validate each message and build its Kafka record; invalid ones are rejected by index."""
     intake = Intake()
-    unsupported = 0
+    refusals: set[type[RequestRejected]] = set()
     merge = parsed.context is not None or parsed.integrations is not None
     stamp_bytes = _encoder.encode(stamp)
     for index, raw in enumerate(parsed.messages):
         try:
             head = _decode_head(raw)
             kind = _check(head, default_type)
-        except UnsupportedType as e:
-            unsupported += 1
-            intake.rejected.append((index, e.message))
-            continue
-        except InvalidRequest as e:
+        except (InvalidRequest, TooLarge, UnsupportedType) as e:
+            refusals.add(type(e))
             intake.rejected.append((index, e.message))
             continue
         integrations = _merged(parsed.integrations, head.integrations)
@@ -143,23 +141,33 @@ def prepare(
             continue
         identity = identifier(head.userId) or identifier(head.anonymousId)
         key = f"{stamp.workspace_id}:{identity}".encode()
-        if merge or head.receivedAt or head.writeKey or head.sextant:
+        if merge or not _spliceable(head, kind):
             value = _restamp(raw, head, kind, parsed, stamp, received_at)
         else:
             value = _splice(raw, head, kind, stamp_bytes, received_at)
         intake.records.append((key, value))
         intake.types.append(kind)
     if not intake.records and not intake.skipped and intake.rejected:
-        if unsupported == len(intake.rejected):
-            raise UnsupportedType(intake.rejected[0][1])
-        reason = intake.rejected[0][1] if len(intake.rejected) == 1 else "every message is invalid"
-        raise InvalidRequest(reason, intake.rejected)
+        raise _refusal(refusals, intake.rejected)
     return intake
+
+
+def _refusal(
+    refusals: set[type[RequestRejected]], rejected: list[tuple[int, str]]
+) -> RequestRejected:
+    """Why a request with no usable message is refused: one shared reason keeps its status
+    (413 for a message over the limit, 501 for an unsupported type), anything else is a 400."""
+    if refusals == {TooLarge}:
+        return TooLarge(rejected[0][1])
+    if refusals == {UnsupportedType}:
+        return UnsupportedType(rejected[0][1])
+    reason = rejected[0][1] if len(rejected) == 1 else "every message is invalid"
+    return InvalidRequest(reason, rejected)
 
 
 def _decode_head(raw: msgspec.Raw) -> MessageHead:
     if len(raw) > MAX_MESSAGE_BYTES:
-        raise InvalidRequest(f"message is over {MAX_MESSAGE_BYTES // 1024} KB")
+        raise TooLarge(f"message is over {MAX_MESSAGE_BYTES // 1024} KB")
     try:
         return _head_decoder.decode(raw)
     except msgspec.ValidationError as e:
@@ -170,7 +178,7 @@ def _decode_head(raw: msgspec.Raw) -> MessageHead:
 
 def _check(head: MessageHead, default_type: str | None) -> str:
     """The message's type, once its required fields are known to be there."""
-    kind = head.type or default_type
+    kind = head.declared_type or default_type
     if kind is None:
         raise InvalidRequest("message has no type")
     if kind not in SUPPORTED_TYPES:
@@ -214,11 +222,24 @@ def content_message_id(raw: bytes) -> str:
 
 def _stamps(head: MessageHead, kind: str, raw: bytes, received_at: str) -> dict[str, str]:
     stamps = {"receivedAt": received_at}
-    if head.type is None:
+    if head.type != kind:
         stamps["type"] = kind
-    if not head.messageId:
+    if head.message_id is None:
         stamps["messageId"] = content_message_id(raw)
     return stamps
+
+
+def _spliceable(head: MessageHead, kind: str) -> bool:
+    """Stamps may be spliced in only when the message holds none of their keys, not even as
+    null: a spliced stamp next to the client's own key is a duplicate, and decoders keep the
+    last one, which would be the client's."""
+    return (
+        head.receivedAt is UNSET
+        and head.writeKey is UNSET
+        and head.sextant is UNSET
+        and (head.type is UNSET or head.type == kind)
+        and (head.messageId is UNSET or head.message_id is not None)
+    )
 
 
 def _splice(
