@@ -42,6 +42,8 @@ class Settings:
     key_refresh_seconds: float = 2.0
     producer_linger_ms: int = 5
     db_pool_size: int = 10
+    worker_batch_size: int = 1000
+    worker_port: int = 8081  # the worker's /healthz, /readyz and /metrics
 
     def __repr__(self) -> str:
         fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
@@ -87,6 +89,8 @@ class Settings:
             key_refresh_seconds=read("KEY_REFRESH_SECONDS", _float_in(0.05, 4.0), 2.0),
             producer_linger_ms=read("PRODUCER_LINGER_MS", _int_in(0, 1000), 5),
             db_pool_size=read("DB_POOL_SIZE", _int_in(1, 1000), 10),
+            worker_batch_size=read("WORKER_BATCH_SIZE", _int_in(1, 50_000), 1000),
+            worker_port=read("WORKER_PORT", _int_in(0, 65_535), 8081),
         )
 
 

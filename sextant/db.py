@@ -1,0 +1,31 @@
+"""Postgres connection pools, set up the same way in every process."""
+
+from __future__ import annotations
+
+import asyncpg
+import msgspec
+
+from sextant.settings import Settings
+
+_encoder = msgspec.json.Encoder()
+
+
+async def init_connection(conn: asyncpg.Connection) -> None:
+    # jsonb as Python values both ways, through msgspec rather than the json module.
+    await conn.set_type_codec(
+        "jsonb",
+        encoder=lambda value: _encoder.encode(value).decode(),
+        decoder=msgspec.json.decode,
+        schema="pg_catalog",
+    )
+
+
+async def create_pool(settings: Settings, max_size: int | None = None) -> asyncpg.Pool:
+    pool = await asyncpg.create_pool(
+        settings.require_database_url(),
+        min_size=1,
+        max_size=max_size or settings.db_pool_size,
+        init=init_connection,
+    )
+    assert pool is not None
+    return pool

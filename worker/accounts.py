@@ -1,0 +1,99 @@
+"""SQL for accounts (Segment groups) and their members."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Final
+
+import asyncpg
+
+from worker.columnar import columnar
+from worker.model import Account
+
+COLUMNS: Final = (
+    "name",
+    "description",
+    "email",
+    "phone",
+    "employees",
+    "industry",
+    "plan",
+    "website",
+    "country",
+    "region",
+    "city",
+)
+_TYPES: Final = {"employees": "bigint"}
+_SELECT_COLUMNS = ", ".join(COLUMNS)
+
+_LOCK = f"""
+SELECT a.id, a.workspace_id, a.group_id, {", ".join(f"a.{c}" for c in COLUMNS)},
+       a.traits, a.field_versions
+  FROM accounts a
+  JOIN unnest($1::bigint[], $2::text[]) AS k (w, gid)
+    ON a.workspace_id = k.w AND a.group_id = k.gid
+ ORDER BY a.workspace_id, a.id
+   FOR UPDATE OF a
+"""
+
+_NEW_IDS = "SELECT nextval(pg_get_serial_sequence('accounts', 'id')) FROM generate_series(1, $1)"
+
+_UPSERT = f"""
+INSERT INTO accounts (id, workspace_id, group_id, {_SELECT_COLUMNS}, traits, field_versions)
+SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[],
+                     {", ".join(f"${i + 4}::{_TYPES.get(c, 'text')}[]" for i, c in enumerate(COLUMNS))},
+                     ${4 + len(COLUMNS)}::jsonb[], ${5 + len(COLUMNS)}::jsonb[])
+ON CONFLICT (workspace_id, id) DO UPDATE SET
+    {", ".join(f"{c} = EXCLUDED.{c}" for c in COLUMNS)},
+    traits = EXCLUDED.traits,
+    field_versions = EXCLUDED.field_versions,
+    updated_at = now()
+"""
+
+_ADD_MEMBERS = """
+INSERT INTO account_users (workspace_id, account_pk, user_pk)
+SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bigint[])
+ON CONFLICT DO NOTHING
+"""
+
+
+async def lock(conn: asyncpg.Connection, group_ids: Iterable[tuple[int, str]]) -> list[Account]:
+    rows = await conn.fetch(_LOCK, *columnar(group_ids, 2))
+    return [
+        Account(
+            workspace_id=r["workspace_id"],
+            pk=r["id"],
+            group_id=r["group_id"],
+            columns={c: r[c] for c in COLUMNS if r[c] is not None},
+            traits=r["traits"],
+            versions=r["field_versions"],
+        )
+        for r in rows
+    ]
+
+
+async def assign_ids(conn: asyncpg.Connection, accounts: Sequence[Account]) -> None:
+    if accounts:
+        ids = await conn.fetch(_NEW_IDS, len(accounts))
+        for account, row in zip(accounts, ids, strict=True):
+            account.pk = row[0]
+
+
+async def save(conn: asyncpg.Connection, accounts: Sequence[Account]) -> None:
+    if not accounts:
+        return
+    await conn.execute(
+        _UPSERT,
+        [a.pk for a in accounts],
+        [a.workspace_id for a in accounts],
+        [a.group_id for a in accounts],
+        *([a.columns.get(c) for a in accounts] for c in COLUMNS),
+        [a.traits for a in accounts],
+        [a.versions for a in accounts],
+    )
+
+
+async def add_members(conn: asyncpg.Connection, members: Sequence[tuple[int, int, int]]) -> None:
+    """(workspace, account pk, user pk); a membership already there stays as it was."""
+    if members:
+        await conn.execute(_ADD_MEMBERS, *columnar(sorted(set(members)), 3))

@@ -1,0 +1,139 @@
+"""The Segment calls a worker reads from Kafka: one tagged union, one Decoder.
+
+The receiver has already checked identity, required fields and timestamps and added
+its stamps, so anything that fails here is a poison message for the DLQ.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import msgspec
+
+from ingest.wire import Stamp, identifier
+
+
+class Personas(msgspec.Struct, frozen=True):
+    """`context.personas`, set by Segment Engage on audience and computed-trait calls."""
+
+    computation_class: str | None = None
+    computation_key: str | None = None
+    computation_id: str | None = None
+    space_id: str | None = None
+
+
+class Context(msgspec.Struct, frozen=True):
+    """Typed loosely: libraries disagree on shapes here, and an odd shape is no reason to
+    dead-letter a call. The mapping in `worker.traits` uses what has the expected shape."""
+
+    userAgent: Any = None
+    ip: Any = None
+    locale: Any = None
+    timezone: Any = None
+    os: Any = None
+    device: Any = None
+    screen: Any = None
+    page: Any = None
+    personas: Personas | None = None
+
+
+class Call(msgspec.Struct, frozen=True, tag_field="type"):
+    """What every call has: identity, time, context, and the receiver's stamps."""
+
+    messageId: str
+    receivedAt: datetime
+    sextant: Stamp
+    userId: str | int | None = None
+    anonymousId: str | int | None = None
+    timestamp: datetime | None = None
+    originalTimestamp: datetime | None = None
+    context: Context | None = None
+
+    @property
+    def user_id(self) -> str | None:
+        return identifier(self.userId)
+
+    @property
+    def anonymous_id(self) -> str | None:
+        return identifier(self.anonymousId)
+
+    @property
+    def workspace_id(self) -> int:
+        return self.sextant.workspace_id
+
+    @property
+    def occurred_at(self) -> datetime:
+        """Segment's rule: `timestamp`, else `originalTimestamp`, else when we received it."""
+        return _utc(self.timestamp or self.originalTimestamp or self.receivedAt)
+
+    @property
+    def version(self) -> str:
+        """Sortable as text: call time, then messageId to break ties."""
+        return f"{self.occurred_at:%Y-%m-%dT%H:%M:%S.%f}Z|{self.messageId}"
+
+
+class Identify(Call, frozen=True, tag="identify"):
+    traits: dict[str, Any] | None = None
+
+
+class Track(Call, frozen=True, tag="track"):
+    event: str = ""
+    properties: dict[str, Any] | None = None
+
+
+class Page(Call, frozen=True, tag="page"):
+    name: str | None = None
+    category: str | None = None
+    properties: dict[str, Any] | None = None
+
+
+class Screen(Page, frozen=True, tag="screen"):
+    pass
+
+
+class Group(Call, frozen=True, tag="group"):
+    groupId: str | int = ""
+    traits: dict[str, Any] | None = None
+
+
+class Alias(Call, frozen=True, tag="alias"):
+    previousId: str | int = ""
+
+
+class Delete(Call, frozen=True, tag="delete"):
+    pass
+
+
+AnyCall = Identify | Track | Page | Screen | Group | Alias | Delete
+
+CALL_DECODER = msgspec.json.Decoder(AnyCall)
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+_json_decoder = msgspec.json.Decoder()
+_json_encoder = msgspec.json.Encoder()
+
+
+def decode_call(raw: bytes) -> AnyCall:
+    """Decode one Kafka value; raises msgspec.DecodeError for a poison message.
+
+    Postgres text and jsonb cannot hold NUL, so the rare call that carries one has it
+    removed here, once, rather than failing its whole batch later.
+    """
+    if b"\\u0000" in raw:
+        raw = _json_encoder.encode(_strip_nul(_json_decoder.decode(raw)))
+    return CALL_DECODER.decode(raw)
+
+
+def _strip_nul(value: Any) -> Any:
+    if isinstance(value, str):
+        return value.replace("\x00", "")
+    if isinstance(value, dict):
+        return {_strip_nul(k): _strip_nul(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_strip_nul(v) for v in value]
+    return value

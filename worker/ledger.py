@@ -1,0 +1,132 @@
+"""SQL for what a worker must remember between batches: messageIds applied, tombstones,
+blocked identities, and the connector settings calls are applied under."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+import asyncpg
+
+from worker.columnar import columnar
+
+IdentityKey = tuple[int, str, str]  # (workspace, 'user_id' | 'anonymous_id', identity)
+
+_CLAIM = """
+INSERT INTO processed_messages (workspace_id, message_id)
+SELECT * FROM unnest($1::bigint[], $2::text[])
+ON CONFLICT DO NOTHING
+RETURNING workspace_id, message_id
+"""
+
+_IDENTITIES = """
+SELECT t.workspace_id, t.kind, t.identity, t.version
+  FROM {table} t
+  JOIN unnest($1::bigint[], $2::text[], $3::text[]) AS k (w, kind, identity)
+    ON t.workspace_id = k.w AND t.kind = k.kind AND t.identity = k.identity
+"""
+
+_UPSERT_TOMBSTONES = """
+INSERT INTO tombstones AS t (workspace_id, kind, identity, version)
+SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[])
+ON CONFLICT (workspace_id, kind, identity) DO UPDATE
+   SET version = greatest(t.version, EXCLUDED.version)
+"""
+
+# A deleted user's anonymous ids get tombstones too, before the delete takes them away.
+_TOMBSTONE_ANONYMOUS_IDS = """
+INSERT INTO tombstones AS t (workspace_id, kind, identity, version)
+SELECT a.workspace_id, 'anonymous_id', a.anonymous_id, d.version
+  FROM anonymous_ids a
+  JOIN unnest($1::bigint[], $2::bigint[], $3::text[]) AS d (w, user_pk, version)
+    ON a.workspace_id = d.w AND a.user_pk = d.user_pk
+ON CONFLICT (workspace_id, kind, identity) DO UPDATE
+   SET version = greatest(t.version, EXCLUDED.version)
+"""
+
+_BLOCK = """
+INSERT INTO blocked_identities AS b (workspace_id, kind, identity, version)
+SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[])
+ON CONFLICT (workspace_id, kind, identity) DO UPDATE
+   SET version = greatest(b.version, EXCLUDED.version)
+"""
+
+_UNBLOCK = """
+DELETE FROM blocked_identities b
+ USING unnest($1::bigint[], $2::text[], $3::text[]) AS k (w, kind, identity)
+ WHERE b.workspace_id = k.w AND b.kind = k.kind AND b.identity = k.identity
+"""
+
+_CONNECTORS = """
+SELECT workspace_id, id, block_free_email_users
+  FROM connectors
+ WHERE id = ANY($1::bigint[])
+"""
+
+_PRUNE = """
+DELETE FROM processed_messages
+ WHERE (workspace_id, message_id) IN (
+       SELECT workspace_id, message_id FROM processed_messages
+        WHERE processed_at < now() - make_interval(days => $1)
+        LIMIT $2)
+"""
+
+
+async def claim(
+    conn: asyncpg.Connection, messages: Iterable[tuple[int, str]]
+) -> set[tuple[int, str]]:
+    """Record messageIds as applied; returns those not applied before."""
+    keys = sorted(set(messages))  # one lock order for every batch
+    rows = await conn.fetch(_CLAIM, *columnar(keys, 2))
+    return {(r["workspace_id"], r["message_id"]) for r in rows}
+
+
+async def tombstones(
+    conn: asyncpg.Connection, keys: Iterable[IdentityKey]
+) -> dict[IdentityKey, str]:
+    return await _versions(conn, "tombstones", keys)
+
+
+async def blocked(conn: asyncpg.Connection, keys: Iterable[IdentityKey]) -> dict[IdentityKey, str]:
+    return await _versions(conn, "blocked_identities", keys)
+
+
+async def save_tombstones(
+    conn: asyncpg.Connection,
+    identities: dict[IdentityKey, str],
+    deleted_users: Sequence[tuple[int, int, str]],
+) -> None:
+    """Tombstones for deleted identities and for every anonymous id of each deleted user."""
+    if identities:
+        keys = sorted(identities)
+        await conn.execute(_UPSERT_TOMBSTONES, *columnar(keys, 3), [identities[k] for k in keys])
+    if deleted_users:
+        await conn.execute(_TOMBSTONE_ANONYMOUS_IDS, *columnar(deleted_users, 3))
+
+
+async def save_blocks(
+    conn: asyncpg.Connection, block: dict[IdentityKey, str], unblock: Iterable[IdentityKey]
+) -> None:
+    if block:
+        keys = sorted(block)
+        await conn.execute(_BLOCK, *columnar(keys, 3), [block[k] for k in keys])
+    if unblock_keys := sorted(set(unblock)):
+        await conn.execute(_UNBLOCK, *columnar(unblock_keys, 3))
+
+
+async def blocking_connectors(conn: asyncpg.Connection, connector_ids: Iterable[int]) -> set[int]:
+    """The connectors among these that block free-email users."""
+    rows = await conn.fetch(_CONNECTORS, sorted(set(connector_ids)))
+    return {r["id"] for r in rows if r["block_free_email_users"]}
+
+
+async def prune(conn: asyncpg.Connection, keep_days: int, limit: int) -> int:
+    """Forget up to `limit` messageIds older than `keep_days`; returns how many."""
+    status = await conn.execute(_PRUNE, keep_days, limit)
+    return int(status.split()[-1])
+
+
+async def _versions(
+    conn: asyncpg.Connection, table: str, keys: Iterable[IdentityKey]
+) -> dict[IdentityKey, str]:
+    rows = await conn.fetch(_IDENTITIES.format(table=table), *columnar(set(keys), 3))
+    return {(r["workspace_id"], r["kind"], r["identity"]): r["version"] for r in rows}

@@ -1,0 +1,89 @@
+"""Users and accounts in memory while a batch is applied: last-writer-wins per field.
+
+Every column and trait remembers the version (call time, then messageId) that wrote
+it, so a value is replaced only by a newer call, whatever order calls arrive in.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+WorkspaceId = int
+
+
+@dataclass(eq=False)
+class Profile:
+    """Fields shared by users and accounts."""
+
+    workspace_id: WorkspaceId
+    pk: int | None = None  # None until a new row is given an id at flush
+    columns: dict[str, Any] = field(default_factory=dict)
+    traits: dict[str, Any] = field(default_factory=dict)
+    versions: dict[str, str] = field(default_factory=dict)
+    new: bool = False
+    changed: bool = False
+
+    def put(self, column: str, value: Any, version: str) -> None:
+        if version > self.versions.get(column, ""):
+            self.columns[column] = value
+            self.versions[column] = version
+            self.changed = True
+
+    def put_trait(self, name: str, value: Any, version: str) -> None:
+        key = f"traits.{name}"
+        if version > self.versions.get(key, ""):
+            self.traits[name] = value
+            self.versions[key] = version
+            self.changed = True
+
+    def absorb(self, other: Profile) -> None:
+        """Take every field of `other` that was written later than ours."""
+        for key, version in other.versions.items():
+            if key.startswith("traits."):
+                name = key.removeprefix("traits.")
+                if name in other.traits:
+                    self.put_trait(name, other.traits[name], version)
+            elif key in other.columns:
+                self.put(key, other.columns[key], version)
+
+
+@dataclass(eq=False)
+class User(Profile):
+    user_id: str | None = None
+    page_views: int = 0
+    first_seen_at: datetime | None = None
+    last_seen_at: datetime | None = None
+    merged_into: User | None = None
+    deleted_version: str | None = None
+
+    def final(self) -> User:
+        """The user this one now lives in (itself unless merged away)."""
+        user = self
+        while user.merged_into is not None:
+            user = user.merged_into
+        return user
+
+    def seen(self, moment: datetime) -> None:
+        if self.first_seen_at is None or moment < self.first_seen_at:
+            self.first_seen_at = moment
+            self.changed = True
+        if self.last_seen_at is None or moment > self.last_seen_at:
+            self.last_seen_at = moment
+            self.changed = True
+
+    def merge_from(self, loser: User) -> None:
+        """Fold a user without a userId into this one (CONTRACT.md section 7)."""
+        self.absorb(loser)
+        self.page_views += loser.page_views
+        for moment in (loser.first_seen_at, loser.last_seen_at):
+            if moment is not None:
+                self.seen(moment)
+        loser.merged_into = self
+        self.changed = True
+
+
+@dataclass(eq=False)
+class Account(Profile):
+    group_id: str = ""

@@ -1,0 +1,247 @@
+"""`sextant work`: one consumer-group member turning calls into rows.
+
+The shape of aiokafka's `local_state_consumer` example: manual commits after
+`getmany()` batches, and a rebalance listener that lets the batch in hand finish and
+commit before partitions move. Offsets are committed only after Postgres commits, so
+a crash anywhere replays the batch, and the messageId ledger makes replays harmless.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import asyncpg
+import msgspec
+import structlog
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener
+from aiokafka.errors import CommitFailedError, KafkaError
+from aiokafka.structs import ConsumerRecord, OffsetAndMetadata, TopicPartition
+
+from sextant.db import create_pool
+from sextant.kafka import ensure_topics, make_producer
+from sextant.settings import Settings
+from sextant.signals import wait_for_stop_signal
+from worker.apply import BatchConflict, Outcome, apply_calls
+from worker.calls import AnyCall, decode_call
+from worker.dlq import dead_letter
+from worker.health import serving_health
+from worker.metrics import WorkerMetrics
+
+log = structlog.get_logger()
+
+Record = ConsumerRecord[bytes, bytes]
+
+# Another worker touched the same rows: start the batch again at once.
+_CONFLICTS = (
+    BatchConflict,
+    asyncpg.DeadlockDetectedError,
+    asyncpg.SerializationError,
+    asyncpg.UniqueViolationError,
+    asyncpg.ForeignKeyViolationError,
+)
+# Postgres is away: wait and try again, committing nothing meanwhile.
+_UNAVAILABLE = (
+    OSError,
+    TimeoutError,
+    asyncpg.InterfaceError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.OperatorInterventionError,
+    asyncpg.InsufficientResourcesError,
+)
+_MAX_BACKOFF = 5.0
+
+
+@dataclass
+class Worker:
+    settings: Settings
+    pool: asyncpg.Pool
+    consumer: AIOKafkaConsumer
+    producer: AIOKafkaProducer
+    metrics: WorkerMetrics
+    stopping: asyncio.Event
+    lock: asyncio.Lock
+    ready: bool = True
+
+    async def run(self) -> None:
+        """Fetch, apply, commit, until asked to stop; the batch in hand always finishes."""
+        while not self.stopping.is_set():
+            batch = await self.consumer.getmany(
+                timeout_ms=200, max_records=self.settings.worker_batch_size
+            )
+            records = [r for part in batch.values() for r in part]
+            if not records:
+                continue
+            async with self.lock:
+                if await self.process(records):
+                    await self.commit(records)
+
+    async def process(self, records: list[Record]) -> bool:
+        """Apply and dead-letter `records`; False if stopped before the database took them."""
+        started = time.perf_counter()
+        calls: list[tuple[Record, AnyCall]] = []
+        poison: list[tuple[Record, str]] = []
+        for record in records:
+            try:
+                calls.append((record, decode_call(record.value)))
+            except msgspec.DecodeError as e:  # ValidationError is a DecodeError
+                poison.append((record, f"undecodable: {e}"))
+        outcome = await self._apply_with_retries(calls, poison)
+        if outcome is None:
+            return False
+        for record, reason in poison:
+            await dead_letter(self.producer, self.settings.kafka_dlq_topic, record, reason)
+            log.warning(
+                "dead_lettered",
+                partition=record.partition,
+                offset=record.offset,
+                reason=reason[:200],
+            )
+            self.metrics.dead_lettered.inc()
+            self.metrics.calls.labels("unknown", "dead_lettered").inc()
+        self._observe(outcome, len(records), time.perf_counter() - started)
+        return True
+
+    async def _apply_with_retries(
+        self, calls: list[tuple[Record, AnyCall]], poison: list[tuple[Record, str]]
+    ) -> Outcome | None:
+        backoff = 0.1
+        while not self.stopping.is_set():
+            try:
+                outcome = await self._apply([c for _, c in calls])
+            except _CONFLICTS as e:
+                self.metrics.retries.labels("conflict").inc()
+                log.info("batch_conflict", error=type(e).__name__)
+                await asyncio.sleep(random.uniform(0, 0.05))  # noqa: S311 - jitter only
+                continue
+            except _UNAVAILABLE as e:
+                self._set_ready(False, str(e))
+                self.metrics.retries.labels("database_unavailable").inc()
+                await _sleep_or_stop(self.stopping, backoff)
+                backoff = min(backoff * 2, _MAX_BACKOFF)
+                continue
+            except asyncpg.PostgresError as e:
+                log.warning("batch_failed_isolating", error=str(e)[:200], calls=len(calls))
+                outcome = await self._apply_one_by_one(calls, poison)
+                if outcome is None:
+                    continue  # the database went away meanwhile: start over
+            self._set_ready(True)
+            return outcome
+        return None
+
+    async def _apply(self, calls: list[AnyCall]) -> Outcome:
+        async with self.pool.acquire() as conn:
+            return await apply_calls(conn, calls)
+
+    async def _apply_one_by_one(
+        self, calls: list[tuple[Record, AnyCall]], poison: list[tuple[Record, str]]
+    ) -> Outcome | None:
+        """Find the calls Postgres refuses, so that only they go to the DLQ."""
+        total = Outcome()
+        for record, call in calls:
+            for _attempt in range(10):
+                try:
+                    outcome = await self._apply([call])
+                except _CONFLICTS:
+                    continue
+                except _UNAVAILABLE:
+                    return None
+                except asyncpg.PostgresError as e:
+                    poison.append((record, f"refused by the database: {e}"))
+                    break
+                total.calls.update(outcome.calls)
+                total.dropped_attributes += outcome.dropped_attributes
+                break
+        return total
+
+    async def commit(self, records: list[Record]) -> None:
+        offsets: dict[TopicPartition, OffsetAndMetadata] = {}
+        for r in records:
+            tp = TopicPartition(r.topic, r.partition)
+            if tp not in offsets or offsets[tp].offset <= r.offset:
+                offsets[tp] = OffsetAndMetadata(r.offset + 1, "")
+        try:
+            await self.consumer.commit(offsets)
+        except (CommitFailedError, KafkaError) as e:
+            # The partitions moved on; their new owner replays these calls, and the
+            # messageId ledger makes that harmless.
+            log.warning("commit_failed", error=str(e))
+
+    def _observe(self, outcome: Outcome, size: int, seconds: float) -> None:
+        self.metrics.batch_size.observe(size)
+        self.metrics.apply_seconds.observe(seconds)
+        for (kind, result), n in outcome.calls.items():
+            self.metrics.calls.labels(kind, result).inc(n)
+        if outcome.dropped_attributes:
+            self.metrics.dropped_attributes.inc(outcome.dropped_attributes)
+        log.debug("batch_applied", n=size, ms=round(seconds * 1000, 1))
+
+    def _set_ready(self, ready: bool, reason: str = "") -> None:
+        if ready != self.ready:
+            log.warning("database_reachable" if ready else "database_unreachable", error=reason)
+        self.ready = ready
+        self.metrics.ready.set(1 if ready else 0)
+
+
+class _FinishBeforeRevoke(ConsumerRebalanceListener):  # type: ignore[misc]
+    """Partitions leave only after the batch in hand is applied and committed."""
+
+    def __init__(self, lock: asyncio.Lock) -> None:
+        self._lock = lock
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        async with self._lock:
+            log.info("partitions_revoked", partitions=sorted(tp.partition for tp in revoked))
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        log.info("partitions_assigned", partitions=sorted(tp.partition for tp in assigned))
+
+
+async def _sleep_or_stop(stopping: asyncio.Event, seconds: float) -> None:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stopping.wait(), seconds)
+
+
+@contextlib.asynccontextmanager
+async def worker_resources(settings: Settings) -> AsyncIterator[Worker]:
+    """A started worker's pool, consumer and DLQ producer, closed in reverse order."""
+    await ensure_topics(settings)
+    pool = await create_pool(settings)
+    lock = asyncio.Lock()
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.require_kafka(),
+        group_id=settings.kafka_consumer_group,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        max_partition_fetch_bytes=4 * 1024 * 1024,
+    )
+    consumer.subscribe([settings.kafka_topic], listener=_FinishBeforeRevoke(lock))
+    producer = make_producer(settings)
+    try:
+        await consumer.start()
+        await producer.start()
+        metrics = WorkerMetrics()
+        metrics.ready.set(1)
+        yield Worker(settings, pool, consumer, producer, metrics, asyncio.Event(), lock)
+    finally:
+        await producer.stop()
+        await consumer.stop()  # leaves the group so its partitions move at once
+        await pool.close()
+
+
+async def run_worker(settings: Settings) -> int:
+    """Run until SIGINT/SIGTERM, then finish the batch in hand, commit and leave."""
+    async with worker_resources(settings) as worker, serving_health(worker):
+        log.info("worker_started", topic=settings.kafka_topic, group=settings.kafka_consumer_group)
+        signal_task = asyncio.create_task(wait_for_stop_signal())
+        signal_task.add_done_callback(lambda _: worker.stopping.set())
+        try:
+            await worker.run()
+        finally:
+            signal_task.cancel()
+        log.info("worker_stopped")
+    return 0

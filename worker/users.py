@@ -1,0 +1,251 @@
+"""SQL for users, their anonymous ids and audience memberships: one statement per table per batch."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Final
+
+import asyncpg
+
+from worker.columnar import columnar
+from worker.model import User
+
+COLUMNS: Final = (
+    "email",
+    "first_name",
+    "last_name",
+    "phone",
+    "gender",
+    "country",
+    "region",
+    "city",
+    "user_agent",
+    "os",
+    "device_name",
+    "device_type",
+    "language",
+    "resolution",
+    "ip_address",
+    "browser_family",
+    "browser_version",
+    "timezone",
+    "current_url",
+)
+_SELECT_COLUMNS = ", ".join(COLUMNS)
+
+# Users named by userId, or by an anonymous id mapped to them, locked in one order
+# (workspace, id) so that concurrent batches cannot deadlock on them.
+_LOCK_USERS = f"""
+SELECT id, workspace_id, user_id, {_SELECT_COLUMNS}, page_views, first_seen_at, last_seen_at,
+       traits, field_versions
+  FROM users
+ WHERE (workspace_id, id) IN (
+        SELECT u.workspace_id, u.id
+          FROM users u
+          JOIN unnest($1::bigint[], $2::text[]) AS k (w, uid)
+            ON u.workspace_id = k.w AND u.user_id = k.uid
+        UNION
+        SELECT a.workspace_id, a.user_pk
+          FROM anonymous_ids a
+          JOIN unnest($3::bigint[], $4::text[]) AS k (w, aid)
+            ON a.workspace_id = k.w AND a.anonymous_id = k.aid)
+ ORDER BY workspace_id, id
+   FOR UPDATE
+"""
+
+_ANONYMOUS_IDS = """
+SELECT a.workspace_id, a.anonymous_id, a.user_pk
+  FROM anonymous_ids a
+  JOIN unnest($1::bigint[], $2::text[]) AS k (w, aid)
+    ON a.workspace_id = k.w AND a.anonymous_id = k.aid
+"""
+
+_NEW_IDS = "SELECT nextval(pg_get_serial_sequence('users', 'id')) FROM generate_series(1, $1)"
+
+_UPSERT = f"""
+INSERT INTO users (id, workspace_id, user_id, {_SELECT_COLUMNS}, page_views, first_seen_at,
+                   last_seen_at, traits, field_versions)
+SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[],
+                     {", ".join(f"${i}::text[]" for i in range(4, 4 + len(COLUMNS)))},
+                     ${4 + len(COLUMNS)}::bigint[], ${5 + len(COLUMNS)}::timestamptz[],
+                     ${6 + len(COLUMNS)}::timestamptz[], ${7 + len(COLUMNS)}::jsonb[],
+                     ${8 + len(COLUMNS)}::jsonb[])
+ON CONFLICT (workspace_id, id) DO UPDATE SET
+    user_id = EXCLUDED.user_id,
+    {", ".join(f"{c} = EXCLUDED.{c}" for c in COLUMNS)},
+    page_views = EXCLUDED.page_views,
+    first_seen_at = EXCLUDED.first_seen_at,
+    last_seen_at = EXCLUDED.last_seen_at,
+    traits = EXCLUDED.traits,
+    field_versions = EXCLUDED.field_versions,
+    updated_at = now()
+"""
+
+_MAP_ANONYMOUS_IDS = """
+INSERT INTO anonymous_ids (workspace_id, anonymous_id, user_pk)
+SELECT * FROM unnest($1::bigint[], $2::text[], $3::bigint[])
+ON CONFLICT (workspace_id, anonymous_id) DO UPDATE SET user_pk = EXCLUDED.user_pk
+"""
+
+# A merged-away user's rows move to the user it was merged into, then it is deleted.
+_MOVE_CHILDREN = [
+    """UPDATE events e SET user_pk = m.winner
+         FROM unnest($1::bigint[], $2::bigint[], $3::bigint[]) AS m (w, loser, winner)
+        WHERE e.workspace_id = m.w AND e.user_pk = m.loser""",
+    """UPDATE page_views p SET user_pk = m.winner
+         FROM unnest($1::bigint[], $2::bigint[], $3::bigint[]) AS m (w, loser, winner)
+        WHERE p.workspace_id = m.w AND p.user_pk = m.loser""",
+    """UPDATE anonymous_ids a SET user_pk = m.winner
+         FROM unnest($1::bigint[], $2::bigint[], $3::bigint[]) AS m (w, loser, winner)
+        WHERE a.workspace_id = m.w AND a.user_pk = m.loser""",
+    """INSERT INTO account_users (workspace_id, account_pk, user_pk, created_at)
+       SELECT au.workspace_id, au.account_pk, m.winner, au.created_at
+         FROM account_users au
+         JOIN unnest($1::bigint[], $2::bigint[], $3::bigint[]) AS m (w, loser, winner)
+           ON au.workspace_id = m.w AND au.user_pk = m.loser
+       ON CONFLICT (workspace_id, account_pk, user_pk)
+       DO UPDATE SET created_at = least(account_users.created_at, EXCLUDED.created_at)""",
+    """INSERT INTO audience_memberships AS am
+              (workspace_id, user_pk, audience_key, member, computation_class,
+               computation_id, space_id, version, updated_at)
+       SELECT x.workspace_id, m.winner, x.audience_key, x.member, x.computation_class,
+              x.computation_id, x.space_id, x.version, x.updated_at
+         FROM audience_memberships x
+         JOIN unnest($1::bigint[], $2::bigint[], $3::bigint[]) AS m (w, loser, winner)
+           ON x.workspace_id = m.w AND x.user_pk = m.loser
+       ON CONFLICT (workspace_id, user_pk, audience_key) DO UPDATE SET
+              member = EXCLUDED.member, computation_class = EXCLUDED.computation_class,
+              computation_id = EXCLUDED.computation_id, space_id = EXCLUDED.space_id,
+              version = EXCLUDED.version, updated_at = EXCLUDED.updated_at
+        WHERE EXCLUDED.version > am.version""",
+]
+
+_DELETE = """
+DELETE FROM users u USING unnest($1::bigint[], $2::bigint[]) AS d (w, id)
+ WHERE u.workspace_id = d.w AND u.id = d.id
+"""
+
+_UPSERT_AUDIENCES = """
+INSERT INTO audience_memberships AS am
+       (workspace_id, user_pk, audience_key, member, computation_class, computation_id,
+        space_id, version, updated_at)
+SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::boolean[], $5::text[],
+                     $6::text[], $7::text[], $8::text[], $9::timestamptz[])
+ON CONFLICT (workspace_id, user_pk, audience_key) DO UPDATE SET
+       member = EXCLUDED.member, computation_class = EXCLUDED.computation_class,
+       computation_id = EXCLUDED.computation_id, space_id = EXCLUDED.space_id,
+       version = EXCLUDED.version, updated_at = EXCLUDED.updated_at
+ WHERE EXCLUDED.version > am.version
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Membership:
+    """An Engage audience (or journey step) entered or exited."""
+
+    user: User
+    audience_key: str
+    member: bool
+    computation_class: str | None
+    computation_id: str | None
+    space_id: str | None
+    version: str
+    updated_at: datetime
+
+
+async def lock(
+    conn: asyncpg.Connection,
+    user_ids: Iterable[tuple[int, str]],
+    anonymous_ids: Iterable[tuple[int, str]],
+) -> list[User]:
+    (uw, uid), (aw, aid) = columnar(user_ids, 2), columnar(anonymous_ids, 2)
+    rows = await conn.fetch(_LOCK_USERS, uw, uid, aw, aid)
+    return [_user(r) for r in rows]
+
+
+async def anonymous_id_owners(
+    conn: asyncpg.Connection, anonymous_ids: Iterable[tuple[int, str]]
+) -> dict[tuple[int, str], int]:
+    ws, aids = columnar(anonymous_ids, 2)
+    rows = await conn.fetch(_ANONYMOUS_IDS, ws, aids)
+    return {(r["workspace_id"], r["anonymous_id"]): r["user_pk"] for r in rows}
+
+
+async def assign_ids(conn: asyncpg.Connection, users: Sequence[User]) -> None:
+    if users:
+        ids = await conn.fetch(_NEW_IDS, len(users))
+        for user, row in zip(users, ids, strict=True):
+            user.pk = row[0]
+
+
+async def save(conn: asyncpg.Connection, users: Sequence[User]) -> None:
+    if not users:
+        return
+    await conn.execute(
+        _UPSERT,
+        [u.pk for u in users],
+        [u.workspace_id for u in users],
+        [u.user_id for u in users],
+        *([u.columns.get(c) for u in users] for c in COLUMNS),
+        [u.page_views for u in users],
+        [u.first_seen_at for u in users],
+        [u.last_seen_at for u in users],
+        [u.traits for u in users],
+        [u.versions for u in users],
+    )
+
+
+async def map_anonymous_ids(
+    conn: asyncpg.Connection, mappings: Sequence[tuple[int, str, int]]
+) -> None:
+    if mappings:
+        await conn.execute(_MAP_ANONYMOUS_IDS, *columnar(mappings, 3))
+
+
+async def merge(conn: asyncpg.Connection, merges: Sequence[tuple[int, int, int]]) -> None:
+    """Move the rows of each (workspace, loser, winner) to the winner, then delete the loser."""
+    if not merges:
+        return
+    columns = columnar(merges, 3)
+    for statement in _MOVE_CHILDREN:
+        await conn.execute(statement, *columns)
+    await conn.execute(_DELETE, columns[0], columns[1])
+
+
+async def delete(conn: asyncpg.Connection, users: Sequence[tuple[int, int]]) -> None:
+    """Delete users; their anonymous ids, events, page views and memberships go with them."""
+    if users:
+        await conn.execute(_DELETE, *columnar(users, 2))
+
+
+async def save_memberships(conn: asyncpg.Connection, memberships: Sequence[Membership]) -> None:
+    if not memberships:
+        return
+    await conn.execute(
+        _UPSERT_AUDIENCES,
+        [m.user.final().workspace_id for m in memberships],
+        [m.user.final().pk for m in memberships],
+        [m.audience_key for m in memberships],
+        [m.member for m in memberships],
+        [m.computation_class for m in memberships],
+        [m.computation_id for m in memberships],
+        [m.space_id for m in memberships],
+        [m.version for m in memberships],
+        [m.updated_at for m in memberships],
+    )
+
+
+def _user(row: asyncpg.Record) -> User:
+    return User(
+        workspace_id=row["workspace_id"],
+        pk=row["id"],
+        user_id=row["user_id"],
+        columns={c: row[c] for c in COLUMNS if row[c] is not None},
+        traits=row["traits"],
+        versions=row["field_versions"],
+        page_views=row["page_views"],
+        first_seen_at=row["first_seen_at"],
+        last_seen_at=row["last_seen_at"],
+    )
