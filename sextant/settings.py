@@ -17,6 +17,7 @@ T = TypeVar("T")
 LogFormat = Literal["json", "console"]
 _LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 _TOPIC = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
+_QUERY_PASSWORD = re.compile(r"(?i)(?<![^&])((?:ssl)?password)=[^&]*")
 
 
 @dataclass(frozen=True)
@@ -71,11 +72,15 @@ class Settings:
         env = os.environ if env is None else env
         read = _Reader(env)
         topic = read("KAFKA_TOPIC", _topic, cls.kafka_topic)
+        dlq_topic = read("KAFKA_DLQ_TOPIC", _topic, f"{topic}.dlq")
+        if dlq_topic == topic:
+            # The worker would dead-letter poison into the topic it reads, and read it again.
+            raise ConfigError(f"KAFKA_DLQ_TOPIC: must differ from KAFKA_TOPIC ({topic!r})")
         return cls(
             database_url=read("DATABASE_URL", _postgres_url, None),
             kafka_bootstrap_servers=read("KAFKA_BOOTSTRAP_SERVERS", _bootstrap, None),
             kafka_topic=topic,
-            kafka_dlq_topic=read("KAFKA_DLQ_TOPIC", _topic, f"{topic}.dlq"),
+            kafka_dlq_topic=dlq_topic,
             kafka_enable_idempotence=read("KAFKA_ENABLE_IDEMPOTENCE", _bool, True),
             kafka_topic_partitions=read("KAFKA_TOPIC_PARTITIONS", _int_in(1, 10_000), 12),
             kafka_replication_factor=read("KAFKA_REPLICATION_FACTOR", _int_in(1, 100), 1),
@@ -151,7 +156,7 @@ def _choice(options: tuple[str, ...]) -> Callable[[str], Any]:
 
 
 def _topic(raw: str) -> str:
-    if not _TOPIC.match(raw):
+    if not _TOPIC.match(raw) or raw in (".", ".."):  # Kafka reserves these two names
         raise ValueError(f"not a valid Kafka topic name: {raw!r}")
     return raw
 
@@ -171,10 +176,14 @@ def _postgres_url(raw: str) -> str:
 
 
 def _redact_url(url: str | None) -> str | None:
+    """The URL with its password hidden, wherever libpq reads one: the user part or the query
+    (https://www.postgresql.org/docs/current/libpq-connect.html#LIBPQ-CONNSTRING-URIS)."""
     if not url:
         return url
     parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
-    return urlunsplit(parts._replace(netloc=netloc))
+    netloc = parts.netloc
+    if parts.password is not None:
+        user, _, host = netloc.rpartition("@")
+        netloc = f"{user.partition(':')[0]}:***@{host}"
+    query = _QUERY_PASSWORD.sub(r"\1=***", parts.query)
+    return urlunsplit(parts._replace(netloc=netloc, query=query))
