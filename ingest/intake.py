@@ -62,21 +62,31 @@ class Intake:
 
 
 def decompress(body: bytes, encoding: str | None) -> bytes:
-    """Undo `Content-Encoding: gzip`, refusing to inflate past the request limit."""
-    if not encoding or encoding.lower() == "identity":
+    """Undo `Content-Encoding: gzip`, refusing to inflate past the request limit.
+
+    A gzip body may hold several members, one after the other (RFC 1952, 2.2); each is
+    inflated, and anything after the last that is not a member is refused, not dropped.
+    """
+    if not encoding or encoding.strip().lower() == "identity":
         return body
-    if encoding.lower() not in ("gzip", "x-gzip"):
+    if encoding.strip().lower() not in ("gzip", "x-gzip"):
         raise InvalidRequest(f"Content-Encoding {encoding!r} is not supported: use gzip")
-    inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
-    try:
-        data = inflater.decompress(body, MAX_REQUEST_BYTES + 1)
-    except zlib.error as e:
-        raise InvalidRequest("body is not valid gzip") from e
-    if len(data) > MAX_REQUEST_BYTES or inflater.unconsumed_tail:
-        raise TooLarge(f"request is over {MAX_REQUEST_BYTES // 1024} KB once decompressed")
-    if not inflater.eof:
-        raise InvalidRequest("body is not valid gzip: it ends too soon")
-    return data
+    data = bytearray()
+    rest = body
+    while True:
+        inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+        try:
+            # The budget is at least 1 here: 0 would mean no limit at all.
+            data += inflater.decompress(rest, MAX_REQUEST_BYTES + 1 - len(data))
+        except zlib.error as e:
+            raise InvalidRequest("body is not valid gzip") from e
+        if len(data) > MAX_REQUEST_BYTES or inflater.unconsumed_tail:
+            raise TooLarge(f"request is over {MAX_REQUEST_BYTES // 1024} KB once decompressed")
+        if not inflater.eof:
+            raise InvalidRequest("body is not valid gzip: it ends too soon")
+        rest = inflater.unused_data
+        if not rest:
+            return bytes(data)
 
 
 def parse_body(body: bytes, kind: BodyKind) -> ParsedBody:
