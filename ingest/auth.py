@@ -13,9 +13,18 @@ from sextant.errors import Forbidden
 
 
 def key_from_headers(headers: Mapping[str, str]) -> str | None:
-    """The first key found in `Authorization: Basic|Bearer` or `X-Write-Key`."""
-    authorization = headers.get("Authorization", "").strip()
-    scheme, _, credentials = authorization.partition(" ")
+    """The first key found in `Authorization: Basic|Bearer` or `X-Write-Key`.
+
+    An Authorization header that holds no key (another scheme, unreadable Basic) is not
+    a key found, so X-Write-Key is still looked at.
+    """
+    return _key_from_authorization(headers.get("Authorization", "")) or (
+        headers.get("X-Write-Key", "").strip() or None
+    )
+
+
+def _key_from_authorization(authorization: str) -> str | None:
+    scheme, _, credentials = authorization.strip().partition(" ")
     credentials = credentials.strip()
     if scheme.lower() == "basic" and credentials:
         try:
@@ -26,7 +35,7 @@ def key_from_headers(headers: Mapping[str, str]) -> str | None:
         return decoded.partition(":")[0] or None
     if scheme.lower() == "bearer" and credentials:
         return credentials
-    return headers.get("X-Write-Key", "").strip() or None
+    return None
 
 
 def check_origin(origin: str | None, trusted_domains: tuple[str, ...]) -> None:

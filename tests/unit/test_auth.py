@@ -32,6 +32,8 @@ def _b64(text: str) -> str:
         ({"x-write-key": " sx_key "}, "sx_key"),
         ({"Authorization": "Bearer sx_a", "X-Write-Key": "sx_b"}, "sx_a"),
         ({"Authorization": "Digest abc", "X-Write-Key": "sx_b"}, "sx_b"),
+        ({"Authorization": "Basic !!!", "X-Write-Key": "sx_b"}, "sx_b"),
+        ({"Authorization": "Basic " + _b64(":"), "X-Write-Key": "sx_b"}, "sx_b"),
         ({}, None),
         ({"Authorization": "Basic " + _b64(":")}, None),
         ({"Authorization": "Basic !!!"}, None),
@@ -41,7 +43,7 @@ def _b64(text: str) -> str:
     ],
 )
 def test_key_from_headers(headers: dict[str, str], key: str | None) -> None:
-    """The key is read from Basic (colon optional), Bearer or X-Write-Key, in that order."""
+    """The key is the first found in Basic (colon optional), Bearer or X-Write-Key."""
     assert key_from_headers(CIMultiDict(headers)) == key
 
 
