@@ -6,9 +6,10 @@ import base64
 from typing import Any
 
 import aiohttp
+import asyncpg
 import pytest
 
-from sextant.admin import CreatedKey
+from sextant.admin import CreatedKey, hash_key
 from sextant.settings import Settings
 from tests.helpers import basic_auth
 from tests.ingest.conftest import MakeKey
@@ -129,3 +130,17 @@ async def test_key_created_after_start_works_at_once(
         http, f"{receiver}/v1/identify", {"userId": "u1"}, headers=basic_auth(key.api_key)
     )
     assert answer.status == 200
+
+
+async def test_keys_are_stored_only_as_hash_and_prefix(
+    workspace: CreatedKey, db: asyncpg.Connection
+) -> None:
+    """The api_keys table holds the key's hash and prefix, never the key itself."""
+    row = await db.fetchrow(
+        "SELECT * FROM api_keys WHERE workspace_id = $1", workspace.workspace_id
+    )
+    assert row is not None
+    assert row["key_hash"] == hash_key(workspace.api_key)
+    assert workspace.api_key.startswith(row["key_prefix"])
+    assert len(row["key_prefix"]) < len(workspace.api_key) // 2
+    assert all(workspace.api_key not in str(value) for value in row.values())

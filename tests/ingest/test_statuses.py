@@ -9,6 +9,8 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
+import asyncpg
+import msgspec
 import pytest
 
 from sextant import admin
@@ -134,7 +136,7 @@ async def test_unknown_or_unreadable_key_is_401(
 
 
 async def test_revoked_key_is_403(
-    receiver: str, http: aiohttp.ClientSession, make_key: MakeKey, db: Any
+    receiver: str, http: aiohttp.ClientSession, make_key: MakeKey, db: asyncpg.Connection
 ) -> None:
     """A key revoked before the receiver loaded it is refused 403."""
     key = await make_key()
@@ -247,8 +249,6 @@ async def test_chunked_request_over_500kb_is_413(
     receiver: str, http: aiohttp.ClientSession, workspace: CreatedKey
 ) -> None:
     """A request over 500 KB without a Content-Length is refused 413 as it streams in."""
-    import msgspec
-
     data = msgspec.json.encode(_big_batch())
 
     async def chunks() -> AsyncIterator[bytes]:
