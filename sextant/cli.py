@@ -10,7 +10,7 @@ import argparse
 import asyncio
 import sys
 from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncpg
 import msgspec
@@ -96,6 +96,26 @@ def _parser() -> argparse.ArgumentParser:
     listing.add_argument("--json", action="store_true")
     revoke = command("revoke", _key_revoke, "revoke a key; receivers refuse it within 5 s", key)
     revoke.add_argument("key_or_prefix", metavar="KEY_OR_PREFIX")
+
+    attribute = commands.add_parser("attribute", help="custom attribute types").add_subparsers(
+        required=True, metavar="ACTION"
+    )
+    define = command("define", _attribute_define, "declare a custom attribute's type", attribute)
+    define.add_argument("--workspace", required=True)
+    define.add_argument("--entity", required=True, choices=("user", "account", "event"))
+    define.add_argument("--event", default="", help="the event name (with --entity event)")
+    define.add_argument("--name", required=True)
+    define.add_argument(
+        "--type", required=True, choices=("string", "number", "boolean", "datetime")
+    )
+
+    dlq = commands.add_parser("dlq", help="dead-lettered messages").add_subparsers(
+        required=True, metavar="ACTION"
+    )
+    dlq_list = command("list", _dlq_list, "show dead-lettered messages with their reasons", dlq)
+    dlq_list.add_argument("--limit", type=int, default=100)
+    dlq_list.add_argument("--json", action="store_true")
+    command("replay", _dlq_replay, "put dead letters not yet replayed back on the topic", dlq)
     return parser
 
 
@@ -222,3 +242,65 @@ def _key_revoke(settings: Settings, args: argparse.Namespace) -> int:
         return 0
 
     return _run(_with_conn(settings, revoke))
+
+
+def _attribute_define(settings: Settings, args: argparse.Namespace) -> int:
+    from worker.definitions import define
+
+    if (args.entity == "event") != bool(args.event):
+        raise AdminError("--event NAME goes with --entity event, and only with it")
+
+    async def run(conn: asyncpg.Connection) -> int:
+        workspace_id = await conn.fetchval(
+            "SELECT id FROM workspaces WHERE name = $1", args.workspace
+        )
+        if workspace_id is None:
+            raise AdminError(f"no workspace named {args.workspace!r}")
+        await define(conn, workspace_id, args.entity, args.event, args.name, args.type)
+        scope = f"event {args.event!r}" if args.event else args.entity
+        print(f"{scope} attribute {args.name!r} is now {args.type}")
+        return 0
+
+    return _run(_with_conn(settings, run))
+
+
+def _dlq_list(settings: Settings, args: argparse.Namespace) -> int:
+    from worker.dlq import list_dead_letters
+
+    letters = _run_value(list_dead_letters(settings, args.limit))
+    if args.json:
+        for letter in letters:
+            print(
+                msgspec.json.encode(
+                    {
+                        "partition": letter.partition,
+                        "offset": letter.offset,
+                        "dead_at": letter.dead_at,
+                        "reason": letter.reason,
+                        "source": letter.source,
+                        "key": letter.key,
+                        "bytes": len(letter.value),
+                    }
+                ).decode()
+            )
+        return 0
+    if not letters:
+        print(f"no dead letters in {settings.kafka_dlq_topic}")
+    for letter in letters:
+        print(f"{letter.dead_at}  {letter.source:<28} {letter.reason}")
+    return 0
+
+
+def _dlq_replay(settings: Settings, args: argparse.Namespace) -> int:
+    from worker.dlq import replay_dead_letters
+
+    replayed = _run_value(replay_dead_letters(settings))
+    print(f"replayed {replayed} dead letter(s) onto {settings.kafka_topic}")
+    return 0
+
+
+T = TypeVar("T")
+
+
+def _run_value(coro: Coroutine[Any, Any, T]) -> T:
+    return asyncio.run(coro)

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from typing import TypeAlias
+
 import asyncpg
 import msgspec
+from asyncpg.pool import PoolConnectionProxy
 
 from sextant.settings import Settings
 
@@ -29,3 +32,7 @@ async def create_pool(settings: Settings, max_size: int | None = None) -> asyncp
     )
     assert pool is not None
     return pool
+
+
+# What queries run on: a plain connection or one borrowed from a pool.
+Conn: TypeAlias = "asyncpg.Connection[asyncpg.Record] | PoolConnectionProxy[asyncpg.Record]"

@@ -33,7 +33,7 @@ def run_dev(settings: Settings) -> int:
     with embedded_services(settings) as services:
         api_key = asyncio.run(_prepare(services))
         env = _child_env(services)
-        with _dev_env_file(env), _processes(env) as procs:
+        with _dev_env_file(env), _processes(env, services.port) as procs:
             base = f"http://127.0.0.1:{services.port}"
             _wait_ready(base, procs)
             print(_banner(base, api_key), flush=True)
@@ -77,15 +77,18 @@ def _die_with_parent() -> None:
 
 
 @contextlib.contextmanager
-def _processes(env: dict[str, str]) -> Iterator[list[subprocess.Popen[bytes]]]:
-    commands = [["serve"]] + [["work"]] * WORKERS
+def _processes(env: dict[str, str], port: int) -> Iterator[list[subprocess.Popen[bytes]]]:
+    """The receiver on `port`, and workers whose health endpoints follow it."""
+    commands: list[tuple[str, dict[str, str]]] = [("serve", {})] + [
+        ("work", {"WORKER_PORT": str(port + 1 + i)}) for i in range(WORKERS)
+    ]
     procs: list[subprocess.Popen[bytes]] = []
     try:
-        for args in commands:
+        for command, extra_env in commands:
             procs.append(
                 subprocess.Popen(
-                    [sys.executable, "-m", "sextant", *args],
-                    env=env,
+                    [sys.executable, "-m", "sextant", command],
+                    env={**env, **extra_env},
                     start_new_session=True,  # Ctrl-C reaches us; we stop them in order
                     preexec_fn=_die_with_parent,
                 )

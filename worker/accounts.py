@@ -5,8 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Final
 
-import asyncpg
-
+from sextant.db import Conn
 from worker.columnar import columnar
 from worker.model import Account
 
@@ -25,6 +24,7 @@ COLUMNS: Final = (
 )
 _TYPES: Final = {"employees": "bigint"}
 _SELECT_COLUMNS = ", ".join(COLUMNS)
+_ARRAYS = ", ".join(f"${i + 4}::{_TYPES.get(c, 'text')}[]" for i, c in enumerate(COLUMNS))
 
 _LOCK = f"""
 SELECT a.id, a.workspace_id, a.group_id, {", ".join(f"a.{c}" for c in COLUMNS)},
@@ -41,7 +41,7 @@ _NEW_IDS = "SELECT nextval(pg_get_serial_sequence('accounts', 'id')) FROM genera
 _UPSERT = f"""
 INSERT INTO accounts (id, workspace_id, group_id, {_SELECT_COLUMNS}, traits, field_versions)
 SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[],
-                     {", ".join(f"${i + 4}::{_TYPES.get(c, 'text')}[]" for i, c in enumerate(COLUMNS))},
+                     {_ARRAYS},
                      ${4 + len(COLUMNS)}::jsonb[], ${5 + len(COLUMNS)}::jsonb[])
 ON CONFLICT (workspace_id, id) DO UPDATE SET
     {", ".join(f"{c} = EXCLUDED.{c}" for c in COLUMNS)},
@@ -57,7 +57,7 @@ ON CONFLICT DO NOTHING
 """
 
 
-async def lock(conn: asyncpg.Connection, group_ids: Iterable[tuple[int, str]]) -> list[Account]:
+async def lock(conn: Conn, group_ids: Iterable[tuple[int, str]]) -> list[Account]:
     rows = await conn.fetch(_LOCK, *columnar(group_ids, 2))
     return [
         Account(
@@ -72,14 +72,14 @@ async def lock(conn: asyncpg.Connection, group_ids: Iterable[tuple[int, str]]) -
     ]
 
 
-async def assign_ids(conn: asyncpg.Connection, accounts: Sequence[Account]) -> None:
+async def assign_ids(conn: Conn, accounts: Sequence[Account]) -> None:
     if accounts:
         ids = await conn.fetch(_NEW_IDS, len(accounts))
         for account, row in zip(accounts, ids, strict=True):
             account.pk = row[0]
 
 
-async def save(conn: asyncpg.Connection, accounts: Sequence[Account]) -> None:
+async def save(conn: Conn, accounts: Sequence[Account]) -> None:
     if not accounts:
         return
     await conn.execute(
@@ -93,7 +93,7 @@ async def save(conn: asyncpg.Connection, accounts: Sequence[Account]) -> None:
     )
 
 
-async def add_members(conn: asyncpg.Connection, members: Sequence[tuple[int, int, int]]) -> None:
+async def add_members(conn: Conn, members: Sequence[tuple[int, int, int]]) -> None:
     """(workspace, account pk, user pk); a membership already there stays as it was."""
     if members:
         await conn.execute(_ADD_MEMBERS, *columnar(sorted(set(members)), 3))

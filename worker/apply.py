@@ -13,16 +13,15 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-import asyncpg
-
 from ingest.wire import identifier
+from sextant.db import Conn
 from sextant.errors import SextantError
 from worker import accounts, definitions, events, ledger, users
 from worker.calls import Alias, AnyCall, Delete, Group, Identify, Page, Screen, Track
 from worker.definitions import Definitions
 from worker.events import Event, PageView
 from worker.ledger import IdentityKey
-from worker.model import Account, User
+from worker.model import Account, Profile, User
 from worker.traits import (
     AttributeType,
     account_columns,
@@ -53,13 +52,13 @@ class Outcome:
     dropped_attributes: int = 0
 
 
-async def apply_calls(conn: asyncpg.Connection, calls: list[AnyCall]) -> Outcome:
+async def apply_calls(conn: Conn, calls: list[AnyCall]) -> Outcome:
     """Apply `calls` exactly once each, in one transaction."""
     async with conn.transaction():
         return await _apply(conn, calls)
 
 
-async def _apply(conn: asyncpg.Connection, calls: list[AnyCall]) -> Outcome:
+async def _apply(conn: Conn, calls: list[AnyCall]) -> Outcome:
     outcome = Outcome()
     fresh = await ledger.claim(conn, ((c.workspace_id, c.messageId) for c in calls))
     todo: list[AnyCall] = []
@@ -106,6 +105,7 @@ class _Batch:
     by_user_id: dict[tuple[int, str], User] = field(default_factory=dict)
     by_anonymous_id: dict[tuple[int, str], User] = field(default_factory=dict)
     accounts: dict[tuple[int, str], Account] = field(default_factory=dict)
+    owned_anonymous_ids: set[tuple[int, str]] = field(default_factory=set)
     new_users: list[User] = field(default_factory=list)
     loaded_users: list[User] = field(default_factory=list)
     mapped: dict[tuple[int, str], User] = field(default_factory=dict)
@@ -124,7 +124,7 @@ class _Batch:
     # --- load ---------------------------------------------------------------------------
 
     @classmethod
-    async def load(cls, conn: asyncpg.Connection, calls: list[AnyCall], outcome: Outcome) -> _Batch:
+    async def load(cls, conn: Conn, calls: list[AnyCall], outcome: Outcome) -> _Batch:
         identity_keys = {k for c in calls for k in _identities(c)}
         user_ids = sorted((w, i) for w, kind, i in identity_keys if kind == "user_id")
         anonymous_ids = sorted((w, i) for w, kind, i in identity_keys if kind == "anonymous_id")
@@ -150,6 +150,7 @@ class _Batch:
             if pk not in loaded:  # mapped by another worker after we locked
                 raise BatchConflict("an anonymous id changed owner during the batch")
             batch.by_anonymous_id[key] = loaded[pk]
+            batch.owned_anonymous_ids.add(key)
         for account in await accounts.lock(conn, group_ids):
             batch.accounts[(account.workspace_id, account.group_id)] = account
         return batch
@@ -418,24 +419,23 @@ class _Batch:
 
     # --- flush --------------------------------------------------------------------------
 
-    async def flush(self, conn: asyncpg.Connection) -> None:
+    async def flush(self, conn: Conn) -> None:
         live_new = [u for u in self.new_users if _alive(u) and u.merged_into is None]
         await users.assign_ids(conn, live_new)
         changed = [
             u for u in self.loaded_users if _alive(u) and u.merged_into is None and u.changed
         ]
         await users.save(conn, changed + live_new)
-        await users.map_anonymous_ids(
-            conn,
-            [
-                (ws, aid, user.final().pk)
-                for (ws, aid), user in sorted(self.mapped.items(), key=lambda kv: kv[0])
-                if _alive(user.final()) and user.final().pk is not None
-            ],
-        )
+        first_owners = [
+            (ws, aid, _pk(user.final()))
+            for (ws, aid), user in sorted(self.mapped.items(), key=lambda kv: kv[0])
+            if (ws, aid) not in self.owned_anonymous_ids and _alive(user.final())
+        ]
+        if not await users.map_new_anonymous_ids(conn, first_owners):
+            raise BatchConflict("another worker gave an anonymous id its first owner")
         await users.merge(
             conn,
-            [(u.workspace_id, u.pk, u.final().pk) for u in self.merged if _alive(u.final())],
+            [(u.workspace_id, _pk(u), _pk(u.final())) for u in self.merged if _alive(u.final())],
         )
         await self._flush_accounts(conn)
         await events.insert_events(conn, [e for e in self.events if _alive(e.user.final())])
@@ -448,25 +448,30 @@ class _Batch:
         await self._flush_deletes(conn)
         await ledger.save_blocks(conn, self.block, self.unblock)
 
-    async def _flush_accounts(self, conn: asyncpg.Connection) -> None:
+    async def _flush_accounts(self, conn: Conn) -> None:
         new = [a for a in self.accounts.values() if a.new]
         await accounts.assign_ids(conn, new)
         await accounts.save(conn, [a for a in self.accounts.values() if a.changed])
         await accounts.add_members(
             conn,
             [
-                (a.workspace_id, a.pk, u.final().pk)
+                (a.workspace_id, _pk(a), _pk(u.final()))
                 for a, u in self.members
-                if _alive(u.final()) and a.pk is not None and u.final().pk is not None
+                if _alive(u.final())
             ],
         )
 
-    async def _flush_deletes(self, conn: asyncpg.Connection) -> None:
+    async def _flush_deletes(self, conn: Conn) -> None:
         # A user merged into one that a later call deleted goes with it.
         doomed = self.deleted + [u for u in self.merged if not _alive(u.final())]
-        rows = [(u.workspace_id, u.pk, u.final().deleted_version) for u in doomed]
-        await ledger.save_tombstones(conn, self.new_tombstones, rows)  # type: ignore[arg-type]
-        await users.delete(conn, [(ws, pk) for ws, pk, _ in rows])  # type: ignore[misc]
+        rows = [(u.workspace_id, _pk(u), u.final().deleted_version or "") for u in doomed]
+        await ledger.save_tombstones(conn, self.new_tombstones, rows)
+        await users.delete(conn, [(ws, pk) for ws, pk, _ in rows])
+
+
+def _pk(row: Profile) -> int:
+    assert row.pk is not None, "ids are assigned before rows are written"
+    return row.pk
 
 
 def _alive(user: User) -> bool:

@@ -126,7 +126,8 @@ def decode_call(raw: bytes) -> AnyCall:
     """
     if b"\\u0000" in raw:
         raw = _json_encoder.encode(_strip_nul(_json_decoder.decode(raw)))
-    return CALL_DECODER.decode(raw)
+    call: AnyCall = CALL_DECODER.decode(raw)
+    return call
 
 
 def _strip_nul(value: Any) -> Any:

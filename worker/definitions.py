@@ -5,8 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import cast
 
-import asyncpg
-
+from sextant.db import Conn
 from worker.columnar import columnar
 from worker.traits import AttributeType
 
@@ -34,7 +33,7 @@ ON CONFLICT (workspace_id, entity, event_name, name) DO UPDATE SET type = EXCLUD
 """
 
 
-async def load(conn: asyncpg.Connection, scopes: Iterable[Scope]) -> Definitions:
+async def load(conn: Conn, scopes: Iterable[Scope]) -> Definitions:
     found: Definitions = {}
     rows = await conn.fetch(_LOAD, *columnar(set(scopes), 3))
     for r in rows:
@@ -43,9 +42,7 @@ async def load(conn: asyncpg.Connection, scopes: Iterable[Scope]) -> Definitions
     return found
 
 
-async def add(
-    conn: asyncpg.Connection, new: dict[tuple[int, str, str, str], AttributeType]
-) -> None:
+async def add(conn: Conn, new: dict[tuple[int, str, str, str], AttributeType]) -> None:
     """Definitions first seen in this batch; one defined meanwhile by someone else stands."""
     if new:
         keys = sorted(new)
@@ -53,7 +50,7 @@ async def add(
 
 
 async def define(
-    conn: asyncpg.Connection,
+    conn: Conn,
     workspace_id: int,
     entity: str,
     event_name: str,

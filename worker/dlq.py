@@ -95,7 +95,11 @@ async def _read_to_end(
 ) -> list[ConsumerRecord[bytes, bytes]]:
     end = await consumer.end_offsets(partitions)
     records: list[ConsumerRecord[bytes, bytes]] = []
-    while any(await consumer.position(tp) < end[tp] for tp in partitions):
+
+    async def behind() -> bool:
+        return any([await consumer.position(tp) < end[tp] for tp in partitions])
+
+    while await behind():
         batch = await consumer.getmany(*partitions, timeout_ms=500)
         for tp, part in batch.items():
             records.extend(r for r in part if r.offset < end[tp])

@@ -7,8 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import asyncpg
-
+from sextant.db import Conn
 from worker.model import User
 
 _INSERT_EVENTS = """
@@ -64,7 +63,7 @@ class PageView:
     received_at: datetime
 
 
-async def insert_events(conn: asyncpg.Connection, events: Sequence[Event]) -> None:
+async def insert_events(conn: Conn, events: Sequence[Event]) -> None:
     if not events:
         return
     await conn.execute(
@@ -79,7 +78,7 @@ async def insert_events(conn: asyncpg.Connection, events: Sequence[Event]) -> No
     )
 
 
-async def insert_page_views(conn: asyncpg.Connection, views: Sequence[PageView]) -> None:
+async def insert_page_views(conn: Conn, views: Sequence[PageView]) -> None:
     if not views:
         return
     await conn.execute(
@@ -101,7 +100,7 @@ async def insert_page_views(conn: asyncpg.Connection, views: Sequence[PageView])
 
 
 async def save_definitions(
-    conn: asyncpg.Connection, seen: dict[tuple[int, str], tuple[datetime, datetime]]
+    conn: Conn, seen: dict[tuple[int, str], tuple[datetime, datetime]]
 ) -> None:
     """Each (workspace, event name) with the first and last time it was seen in the batch."""
     if not seen:

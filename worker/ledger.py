@@ -5,8 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-import asyncpg
-
+from sextant.db import Conn
 from worker.columnar import columnar
 
 IdentityKey = tuple[int, str, str]  # (workspace, 'user_id' | 'anonymous_id', identity)
@@ -71,27 +70,23 @@ DELETE FROM processed_messages
 """
 
 
-async def claim(
-    conn: asyncpg.Connection, messages: Iterable[tuple[int, str]]
-) -> set[tuple[int, str]]:
+async def claim(conn: Conn, messages: Iterable[tuple[int, str]]) -> set[tuple[int, str]]:
     """Record messageIds as applied; returns those not applied before."""
     keys = sorted(set(messages))  # one lock order for every batch
     rows = await conn.fetch(_CLAIM, *columnar(keys, 2))
     return {(r["workspace_id"], r["message_id"]) for r in rows}
 
 
-async def tombstones(
-    conn: asyncpg.Connection, keys: Iterable[IdentityKey]
-) -> dict[IdentityKey, str]:
+async def tombstones(conn: Conn, keys: Iterable[IdentityKey]) -> dict[IdentityKey, str]:
     return await _versions(conn, "tombstones", keys)
 
 
-async def blocked(conn: asyncpg.Connection, keys: Iterable[IdentityKey]) -> dict[IdentityKey, str]:
+async def blocked(conn: Conn, keys: Iterable[IdentityKey]) -> dict[IdentityKey, str]:
     return await _versions(conn, "blocked_identities", keys)
 
 
 async def save_tombstones(
-    conn: asyncpg.Connection,
+    conn: Conn,
     identities: dict[IdentityKey, str],
     deleted_users: Sequence[tuple[int, int, str]],
 ) -> None:
@@ -104,7 +99,7 @@ async def save_tombstones(
 
 
 async def save_blocks(
-    conn: asyncpg.Connection, block: dict[IdentityKey, str], unblock: Iterable[IdentityKey]
+    conn: Conn, block: dict[IdentityKey, str], unblock: Iterable[IdentityKey]
 ) -> None:
     if block:
         keys = sorted(block)
@@ -113,20 +108,18 @@ async def save_blocks(
         await conn.execute(_UNBLOCK, *columnar(unblock_keys, 3))
 
 
-async def blocking_connectors(conn: asyncpg.Connection, connector_ids: Iterable[int]) -> set[int]:
+async def blocking_connectors(conn: Conn, connector_ids: Iterable[int]) -> set[int]:
     """The connectors among these that block free-email users."""
     rows = await conn.fetch(_CONNECTORS, sorted(set(connector_ids)))
     return {r["id"] for r in rows if r["block_free_email_users"]}
 
 
-async def prune(conn: asyncpg.Connection, keep_days: int, limit: int) -> int:
+async def prune(conn: Conn, keep_days: int, limit: int) -> int:
     """Forget up to `limit` messageIds older than `keep_days`; returns how many."""
     status = await conn.execute(_PRUNE, keep_days, limit)
     return int(status.split()[-1])
 
 
-async def _versions(
-    conn: asyncpg.Connection, table: str, keys: Iterable[IdentityKey]
-) -> dict[IdentityKey, str]:
+async def _versions(conn: Conn, table: str, keys: Iterable[IdentityKey]) -> dict[IdentityKey, str]:
     rows = await conn.fetch(_IDENTITIES.format(table=table), *columnar(set(keys), 3))
     return {(r["workspace_id"], r["kind"], r["identity"]): r["version"] for r in rows}

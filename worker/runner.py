@@ -20,7 +20,8 @@ import msgspec
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener
 from aiokafka.errors import CommitFailedError, KafkaError
-from aiokafka.structs import ConsumerRecord, OffsetAndMetadata, TopicPartition
+from aiokafka.structs import ConsumerRecord as Record
+from aiokafka.structs import OffsetAndMetadata, TopicPartition
 
 from sextant.db import create_pool
 from sextant.kafka import ensure_topics, make_producer
@@ -33,8 +34,6 @@ from worker.health import serving_health
 from worker.metrics import WorkerMetrics
 
 log = structlog.get_logger()
-
-Record = ConsumerRecord[bytes, bytes]
 
 # Another worker touched the same rows: start the batch again at once.
 _CONFLICTS = (
@@ -54,6 +53,9 @@ _UNAVAILABLE = (
     asyncpg.InsufficientResourcesError,
 )
 _MAX_BACKOFF = 5.0
+# Conflicts clear once the other worker commits; one that keeps coming back is a bad
+# message (a workspace deleted under it, say), and is isolated rather than retried forever.
+_CONFLICT_RETRIES = 20
 
 
 @dataclass
@@ -109,15 +111,20 @@ class Worker:
     async def _apply_with_retries(
         self, calls: list[tuple[Record, AnyCall]], poison: list[tuple[Record, str]]
     ) -> Outcome | None:
-        backoff = 0.1
+        """Apply the batch, adding to `poison` what Postgres refuses; None if stopped first."""
+        backoff, conflicts = 0.1, 0
         while not self.stopping.is_set():
+            outcome: Outcome | None
             try:
                 outcome = await self._apply([c for _, c in calls])
             except _CONFLICTS as e:
+                conflicts += 1
                 self.metrics.retries.labels("conflict").inc()
-                log.info("batch_conflict", error=type(e).__name__)
-                await asyncio.sleep(random.uniform(0, 0.05))  # noqa: S311 - jitter only
-                continue
+                if conflicts <= _CONFLICT_RETRIES:
+                    log.info("batch_conflict", error=type(e).__name__)
+                    await asyncio.sleep(random.uniform(0, 0.05))  # noqa: S311 - jitter only
+                    continue
+                outcome = await self._apply_one_by_one(calls, poison)
             except _UNAVAILABLE as e:
                 self._set_ready(False, str(e))
                 self.metrics.retries.labels("database_unavailable").inc()
@@ -127,10 +134,9 @@ class Worker:
             except asyncpg.PostgresError as e:
                 log.warning("batch_failed_isolating", error=str(e)[:200], calls=len(calls))
                 outcome = await self._apply_one_by_one(calls, poison)
-                if outcome is None:
-                    continue  # the database went away meanwhile: start over
-            self._set_ready(True)
-            return outcome
+            if outcome is not None:
+                self._set_ready(True)
+                return outcome
         return None
 
     async def _apply(self, calls: list[AnyCall]) -> Outcome:
@@ -140,22 +146,29 @@ class Worker:
     async def _apply_one_by_one(
         self, calls: list[tuple[Record, AnyCall]], poison: list[tuple[Record, str]]
     ) -> Outcome | None:
-        """Find the calls Postgres refuses, so that only they go to the DLQ."""
-        total = Outcome()
+        """Find the calls Postgres refuses, so that only they go to the DLQ.
+
+        None if the database went away meanwhile: the batch then starts over (calls
+        already applied here are skipped as duplicates).
+        """
+        total, refused = Outcome(), []
         for record, call in calls:
-            for _attempt in range(10):
+            for attempt in range(_CONFLICT_RETRIES):
                 try:
                     outcome = await self._apply([call])
-                except _CONFLICTS:
+                except _CONFLICTS as e:
+                    if attempt + 1 == _CONFLICT_RETRIES:
+                        refused.append((record, f"refused by the database: {e}"))
                     continue
                 except _UNAVAILABLE:
                     return None
                 except asyncpg.PostgresError as e:
-                    poison.append((record, f"refused by the database: {e}"))
+                    refused.append((record, f"refused by the database: {e}"))
                     break
                 total.calls.update(outcome.calls)
                 total.dropped_attributes += outcome.dropped_attributes
                 break
+        poison.extend(refused)
         return total
 
     async def commit(self, records: list[Record]) -> None:
@@ -207,7 +220,9 @@ async def _sleep_or_stop(stopping: asyncio.Event, seconds: float) -> None:
 
 
 @contextlib.asynccontextmanager
-async def worker_resources(settings: Settings) -> AsyncIterator[Worker]:
+async def worker_resources(
+    settings: Settings, stopping: asyncio.Event | None = None
+) -> AsyncIterator[Worker]:
     """A started worker's pool, consumer and DLQ producer, closed in reverse order."""
     await ensure_topics(settings)
     pool = await create_pool(settings)
@@ -226,7 +241,8 @@ async def worker_resources(settings: Settings) -> AsyncIterator[Worker]:
         await producer.start()
         metrics = WorkerMetrics()
         metrics.ready.set(1)
-        yield Worker(settings, pool, consumer, producer, metrics, asyncio.Event(), lock)
+        stopping = stopping or asyncio.Event()
+        yield Worker(settings, pool, consumer, producer, metrics, stopping, lock)
     finally:
         await producer.stop()
         await consumer.stop()  # leaves the group so its partitions move at once
@@ -235,13 +251,16 @@ async def worker_resources(settings: Settings) -> AsyncIterator[Worker]:
 
 async def run_worker(settings: Settings) -> int:
     """Run until SIGINT/SIGTERM, then finish the batch in hand, commit and leave."""
-    async with worker_resources(settings) as worker, serving_health(worker):
-        log.info("worker_started", topic=settings.kafka_topic, group=settings.kafka_consumer_group)
-        signal_task = asyncio.create_task(wait_for_stop_signal())
-        signal_task.add_done_callback(lambda _: worker.stopping.set())
-        try:
+    stopping = asyncio.Event()
+    signal_task = asyncio.create_task(wait_for_stop_signal())
+    signal_task.add_done_callback(lambda _: stopping.set())
+    try:
+        async with worker_resources(settings, stopping) as worker, serving_health(worker):
+            log.info(
+                "worker_started", topic=settings.kafka_topic, group=settings.kafka_consumer_group
+            )
             await worker.run()
-        finally:
-            signal_task.cancel()
-        log.info("worker_stopped")
+    finally:
+        signal_task.cancel()
+    log.info("worker_stopped")
     return 0

@@ -1,4 +1,4 @@
-"""SQL for users, their anonymous ids and audience memberships: one statement per table per batch."""
+"""SQL for users, their anonymous ids and audience memberships: a statement per table per batch."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from typing import Final
 
 import asyncpg
 
+from sextant.db import Conn
 from worker.columnar import columnar
 from worker.model import User
 
@@ -83,10 +84,11 @@ ON CONFLICT (workspace_id, id) DO UPDATE SET
     updated_at = now()
 """
 
+# New anonymous ids only; ids that already had an owner move with `merge`.
 _MAP_ANONYMOUS_IDS = """
 INSERT INTO anonymous_ids (workspace_id, anonymous_id, user_pk)
 SELECT * FROM unnest($1::bigint[], $2::text[], $3::bigint[])
-ON CONFLICT (workspace_id, anonymous_id) DO UPDATE SET user_pk = EXCLUDED.user_pk
+ON CONFLICT (workspace_id, anonymous_id) DO NOTHING
 """
 
 # A merged-away user's rows move to the user it was merged into, then it is deleted.
@@ -156,7 +158,7 @@ class Membership:
 
 
 async def lock(
-    conn: asyncpg.Connection,
+    conn: Conn,
     user_ids: Iterable[tuple[int, str]],
     anonymous_ids: Iterable[tuple[int, str]],
 ) -> list[User]:
@@ -166,21 +168,21 @@ async def lock(
 
 
 async def anonymous_id_owners(
-    conn: asyncpg.Connection, anonymous_ids: Iterable[tuple[int, str]]
+    conn: Conn, anonymous_ids: Iterable[tuple[int, str]]
 ) -> dict[tuple[int, str], int]:
     ws, aids = columnar(anonymous_ids, 2)
     rows = await conn.fetch(_ANONYMOUS_IDS, ws, aids)
     return {(r["workspace_id"], r["anonymous_id"]): r["user_pk"] for r in rows}
 
 
-async def assign_ids(conn: asyncpg.Connection, users: Sequence[User]) -> None:
+async def assign_ids(conn: Conn, users: Sequence[User]) -> None:
     if users:
         ids = await conn.fetch(_NEW_IDS, len(users))
         for user, row in zip(users, ids, strict=True):
             user.pk = row[0]
 
 
-async def save(conn: asyncpg.Connection, users: Sequence[User]) -> None:
+async def save(conn: Conn, users: Sequence[User]) -> None:
     if not users:
         return
     await conn.execute(
@@ -197,14 +199,15 @@ async def save(conn: asyncpg.Connection, users: Sequence[User]) -> None:
     )
 
 
-async def map_anonymous_ids(
-    conn: asyncpg.Connection, mappings: Sequence[tuple[int, str, int]]
-) -> None:
-    if mappings:
-        await conn.execute(_MAP_ANONYMOUS_IDS, *columnar(mappings, 3))
+async def map_new_anonymous_ids(conn: Conn, mappings: Sequence[tuple[int, str, int]]) -> bool:
+    """Give anonymous ids their first owner; False if another worker got to one first."""
+    if not mappings:
+        return True
+    status = await conn.execute(_MAP_ANONYMOUS_IDS, *columnar(mappings, 3))
+    return int(status.split()[-1]) == len(mappings)
 
 
-async def merge(conn: asyncpg.Connection, merges: Sequence[tuple[int, int, int]]) -> None:
+async def merge(conn: Conn, merges: Sequence[tuple[int, int, int]]) -> None:
     """Move the rows of each (workspace, loser, winner) to the winner, then delete the loser."""
     if not merges:
         return
@@ -214,13 +217,13 @@ async def merge(conn: asyncpg.Connection, merges: Sequence[tuple[int, int, int]]
     await conn.execute(_DELETE, columns[0], columns[1])
 
 
-async def delete(conn: asyncpg.Connection, users: Sequence[tuple[int, int]]) -> None:
+async def delete(conn: Conn, users: Sequence[tuple[int, int]]) -> None:
     """Delete users; their anonymous ids, events, page views and memberships go with them."""
     if users:
         await conn.execute(_DELETE, *columnar(users, 2))
 
 
-async def save_memberships(conn: asyncpg.Connection, memberships: Sequence[Membership]) -> None:
+async def save_memberships(conn: Conn, memberships: Sequence[Membership]) -> None:
     if not memberships:
         return
     await conn.execute(

@@ -1,4 +1,4 @@
-"""Fixtures for worker tests: a pool, calls built as the receiver stamps them, workers in-process."""
+"""Worker test fixtures: a pool, calls stamped as the receiver stamps them, in-process workers."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""CONTRACT.md section 7, rule by rule, applied as a worker applies a batch, on the real Postgres."""
+"""CONTRACT.md section 7, rule by rule, applied as a worker applies batches, on real Postgres."""
 
 from __future__ import annotations
 
@@ -27,19 +27,32 @@ async def users(db: asyncpg.Connection, ws: CreatedKey, *columns: str) -> list[d
 
 
 async def count(db: asyncpg.Connection, table: str, ws: CreatedKey) -> int:
-    return int(await db.fetchval(f"SELECT count(*) FROM {table} WHERE workspace_id = $1",
-                                 ws.workspace_id))
+    return int(
+        await db.fetchval(f"SELECT count(*) FROM {table} WHERE workspace_id = $1", ws.workspace_id)
+    )
 
 
 async def test_identify_creates_then_updates_one_user(
     apply: Apply, db: asyncpg.Connection, workspace: CreatedKey
 ) -> None:
     """identify("userId123", {email}) creates the user; a later identify updates the same row."""
-    await apply({"type": "identify", "userId": "userId123",
-                 "traits": {"email": "john.doe@example.com"}, "timestamp": "2026-01-01T00:00:00Z"})
+    await apply(
+        {
+            "type": "identify",
+            "userId": "userId123",
+            "traits": {"email": "john.doe@example.com"},
+            "timestamp": "2026-01-01T00:00:00Z",
+        }
+    )
     first = await users(db, workspace, "email")
-    await apply({"type": "identify", "userId": "userId123", "traits": {"email": "john@initech.com"},
-                 "timestamp": "2026-01-02T00:00:00Z"})
+    await apply(
+        {
+            "type": "identify",
+            "userId": "userId123",
+            "traits": {"email": "john@initech.com"},
+            "timestamp": "2026-01-02T00:00:00Z",
+        }
+    )
     second = await users(db, workspace, "email")
     assert [(u["user_id"], u["email"]) for u in first] == [("userId123", "john.doe@example.com")]
     assert [(u["id"], u["email"]) for u in second] == [(first[0]["id"], "john@initech.com")]
@@ -49,27 +62,75 @@ async def test_identify_maps_traits_and_context_to_columns(
     apply: Apply, db: asyncpg.Connection, workspace: CreatedKey
 ) -> None:
     """Known traits (camel or snake case), address, and context land in their columns."""
-    await apply({
-        "type": "identify", "userId": "u1",
-        "traits": {"firstName": "John", "last_name": "Doe", "name": "Ignored Name",
-                   "phone": "555", "gender": "m",
-                   "address": {"country": "US", "state": "CA", "city": "SF"}},
-        "context": {"userAgent": CHROME, "os": {"name": "macOS", "version": "14.1"},
-                    "device": {"model": "MacBookPro18,1", "type": "desktop"}, "locale": "en-US",
-                    "screen": {"width": 1920, "height": 1080}, "ip": "203.0.113.9",
-                    "timezone": "America/Los_Angeles", "page": {"url": "https://x.io/a"}},
-    })
-    [user] = await users(db, workspace, "first_name", "last_name", "phone", "gender", "country",
-                         "region", "city", "user_agent", "browser_family", "browser_version",
-                         "os", "device_name", "device_type", "language", "resolution",
-                         "ip_address", "timezone", "current_url", "traits")
+    await apply(
+        {
+            "type": "identify",
+            "userId": "u1",
+            "traits": {
+                "firstName": "John",
+                "last_name": "Doe",
+                "name": "Ignored Name",
+                "phone": "555",
+                "gender": "m",
+                "address": {"country": "US", "state": "CA", "city": "SF"},
+            },
+            "context": {
+                "userAgent": CHROME,
+                "os": {"name": "macOS", "version": "14.1"},
+                "device": {"model": "MacBookPro18,1", "type": "desktop"},
+                "locale": "en-US",
+                "screen": {"width": 1920, "height": 1080},
+                "ip": "203.0.113.9",
+                "timezone": "America/Los_Angeles",
+                "page": {"url": "https://x.io/a"},
+            },
+        }
+    )
+    [user] = await users(
+        db,
+        workspace,
+        "first_name",
+        "last_name",
+        "phone",
+        "gender",
+        "country",
+        "region",
+        "city",
+        "user_agent",
+        "browser_family",
+        "browser_version",
+        "os",
+        "device_name",
+        "device_type",
+        "language",
+        "resolution",
+        "ip_address",
+        "timezone",
+        "current_url",
+        "traits",
+    )
     assert user | {"id": 0} == {
-        "id": 0, "user_id": "u1", "first_name": "John", "last_name": "Doe", "phone": "555",
-        "gender": "m", "country": "US", "region": "CA", "city": "SF", "user_agent": CHROME,
-        "browser_family": "Chrome", "browser_version": "120.0", "os": "macOS 14.1",
-        "device_name": "MacBookPro18,1", "device_type": "desktop", "language": "en-US",
-        "resolution": "1920x1080", "ip_address": "203.0.113.9",
-        "timezone": "America/Los_Angeles", "current_url": "https://x.io/a", "traits": {},
+        "id": 0,
+        "user_id": "u1",
+        "first_name": "John",
+        "last_name": "Doe",
+        "phone": "555",
+        "gender": "m",
+        "country": "US",
+        "region": "CA",
+        "city": "SF",
+        "user_agent": CHROME,
+        "browser_family": "Chrome",
+        "browser_version": "120.0",
+        "os": "macOS 14.1",
+        "device_name": "MacBookPro18,1",
+        "device_type": "desktop",
+        "language": "en-US",
+        "resolution": "1920x1080",
+        "ip_address": "203.0.113.9",
+        "timezone": "America/Los_Angeles",
+        "current_url": "https://x.io/a",
+        "traits": {},
     }
 
 
@@ -86,20 +147,40 @@ async def test_group_creates_account_and_membership(
     apply: Apply, db: asyncpg.Connection, workspace: CreatedKey
 ) -> None:
     """The seed's group call: account columns, a typed custom trait, and the user as member."""
-    await apply({"type": "group", "userId": "u1", "groupId": "0e8c78ea9d97a7b8185e8632",
-                 "traits": {"name": "Initech", "industry": "Technology", "employees": 329,
-                            "plan": "enterprise", "total billed": 830}})
+    await apply(
+        {
+            "type": "group",
+            "userId": "u1",
+            "groupId": "0e8c78ea9d97a7b8185e8632",
+            "traits": {
+                "name": "Initech",
+                "industry": "Technology",
+                "employees": 329,
+                "plan": "enterprise",
+                "total billed": 830,
+            },
+        }
+    )
     account = await db.fetchrow(
         "SELECT id, group_id, name, industry, employees, plan, traits FROM accounts "
-        "WHERE workspace_id = $1", workspace.workspace_id)
+        "WHERE workspace_id = $1",
+        workspace.workspace_id,
+    )
     assert dict(account) | {"id": 0} == {
-        "id": 0, "group_id": "0e8c78ea9d97a7b8185e8632", "name": "Initech",
-        "industry": "Technology", "employees": 329, "plan": "enterprise",
+        "id": 0,
+        "group_id": "0e8c78ea9d97a7b8185e8632",
+        "name": "Initech",
+        "industry": "Technology",
+        "employees": 329,
+        "plan": "enterprise",
         "traits": {"total billed": "830"},
     }
     members = await db.fetch(
         "SELECT u.user_id FROM account_users au JOIN users u ON u.id = au.user_pk "
-        "WHERE au.workspace_id = $1 AND au.account_pk = $2", workspace.workspace_id, account["id"])
+        "WHERE au.workspace_id = $1 AND au.account_pk = $2",
+        workspace.workspace_id,
+        account["id"],
+    )
     assert [m["user_id"] for m in members] == ["u1"]
 
 
@@ -107,11 +188,14 @@ async def test_employees_as_numeric_string_counts(
     apply: Apply, db: asyncpg.Connection, workspace: CreatedKey
 ) -> None:
     """employees "42" is stored as the number 42; "many" is left out."""
-    await apply({"type": "group", "userId": "u1", "groupId": "g1", "traits": {"employees": "42"}},
-                {"type": "group", "userId": "u1", "groupId": "g2",
-                 "traits": {"employees": "many"}})
-    rows = await db.fetch("SELECT group_id, employees FROM accounts WHERE workspace_id = $1 "
-                          "ORDER BY group_id", workspace.workspace_id)
+    await apply(
+        {"type": "group", "userId": "u1", "groupId": "g1", "traits": {"employees": "42"}},
+        {"type": "group", "userId": "u1", "groupId": "g2", "traits": {"employees": "many"}},
+    )
+    rows = await db.fetch(
+        "SELECT group_id, employees FROM accounts WHERE workspace_id = $1 ORDER BY group_id",
+        workspace.workspace_id,
+    )
     assert [tuple(r) for r in rows] == [("g1", 42), ("g2", None)]
 
 
@@ -119,14 +203,23 @@ async def test_track_adds_event_and_definition(
     apply: Apply, db: asyncpg.Connection, workspace: CreatedKey
 ) -> None:
     """The seed's track call: an events row with its properties, and the event's definition."""
-    await apply({"type": "track", "userId": "u1", "event": "User Registered",
-                 "properties": {"plan": "Pro Annual", "accountType": "Facebook"},
-                 "timestamp": "2026-03-01T10:00:00Z"})
-    event = await db.fetchrow("SELECT name, properties, occurred_at FROM events "
-                              "WHERE workspace_id = $1", workspace.workspace_id)
-    definition = await db.fetchrow("SELECT name, first_seen_at, last_seen_at FROM "
-                                   "event_definitions WHERE workspace_id = $1",
-                                   workspace.workspace_id)
+    await apply(
+        {
+            "type": "track",
+            "userId": "u1",
+            "event": "User Registered",
+            "properties": {"plan": "Pro Annual", "accountType": "Facebook"},
+            "timestamp": "2026-03-01T10:00:00Z",
+        }
+    )
+    event = await db.fetchrow(
+        "SELECT name, properties, occurred_at FROM events WHERE workspace_id = $1",
+        workspace.workspace_id,
+    )
+    definition = await db.fetchrow(
+        "SELECT name, first_seen_at, last_seen_at FROM event_definitions WHERE workspace_id = $1",
+        workspace.workspace_id,
+    )
     assert event["name"] == "User Registered"
     assert event["properties"] == {"plan": "Pro Annual", "accountType": "Facebook"}
     assert definition["name"] == "User Registered"
@@ -138,14 +231,24 @@ async def test_defined_types_convert_and_new_names_become_strings(
 ) -> None:
     """custom_integer (number) '123' is stored 123; custom_integer_new 999 becomes "999"."""
     await definitions.define(db, workspace.workspace_id, "user", "", "custom_integer", "number")
-    await apply({"type": "identify", "userId": "u1",
-                 "traits": {"custom_integer": "123", "custom_integer_new": 999}})
+    await apply(
+        {
+            "type": "identify",
+            "userId": "u1",
+            "traits": {"custom_integer": "123", "custom_integer_new": 999},
+        }
+    )
     [user] = await users(db, workspace, "traits")
-    types = await db.fetch("SELECT name, type FROM attribute_definitions WHERE workspace_id = $1 "
-                           "AND entity = 'user' ORDER BY name", workspace.workspace_id)
+    types = await db.fetch(
+        "SELECT name, type FROM attribute_definitions WHERE workspace_id = $1 "
+        "AND entity = 'user' ORDER BY name",
+        workspace.workspace_id,
+    )
     assert user["traits"] == {"custom_integer": 123, "custom_integer_new": "999"}
-    assert [tuple(t) for t in types] == [("custom_integer", "number"),
-                                         ("custom_integer_new", "string")]
+    assert [tuple(t) for t in types] == [
+        ("custom_integer", "number"),
+        ("custom_integer_new", "string"),
+    ]
 
 
 async def test_unconvertible_value_is_left_out_and_counted(
@@ -153,8 +256,13 @@ async def test_unconvertible_value_is_left_out_and_counted(
 ) -> None:
     """A value that does not convert is dropped; the rest of the call applies."""
     await definitions.define(db, workspace.workspace_id, "user", "", "seats", "number")
-    outcome = await apply({"type": "identify", "userId": "u1",
-                           "traits": {"seats": "lots", "email": "a@initech.com", "tier": "gold"}})
+    outcome = await apply(
+        {
+            "type": "identify",
+            "userId": "u1",
+            "traits": {"seats": "lots", "email": "a@initech.com", "tier": "gold"},
+        }
+    )
     [user] = await users(db, workspace, "email", "traits")
     assert outcome.dropped_attributes == 1
     assert (user["email"], user["traits"]) == ("a@initech.com", {"tier": "gold"})
@@ -164,24 +272,43 @@ async def test_event_properties_are_typed_per_event_name(
     apply: Apply, db: asyncpg.Connection, workspace: CreatedKey
 ) -> None:
     """Event property definitions are per event name: the same name can differ by event."""
-    await definitions.define(db, workspace.workspace_id, "event", "Order Completed", "total",
-                             "number")
-    await apply({"type": "track", "userId": "u1", "event": "Order Completed",
-                 "properties": {"total": "19.5"}},
-                {"type": "track", "userId": "u1", "event": "Cart Viewed",
-                 "properties": {"total": "19.5"}})
-    rows = await db.fetch("SELECT name, properties FROM events WHERE workspace_id = $1 "
-                          "ORDER BY name", workspace.workspace_id)
+    await definitions.define(
+        db, workspace.workspace_id, "event", "Order Completed", "total", "number"
+    )
+    await apply(
+        {
+            "type": "track",
+            "userId": "u1",
+            "event": "Order Completed",
+            "properties": {"total": "19.5"},
+        },
+        {"type": "track", "userId": "u1", "event": "Cart Viewed", "properties": {"total": "19.5"}},
+    )
+    rows = await db.fetch(
+        "SELECT name, properties FROM events WHERE workspace_id = $1 ORDER BY name",
+        workspace.workspace_id,
+    )
     assert [(r["name"], r["properties"]) for r in rows] == [
-        ("Cart Viewed", {"total": "19.5"}), ("Order Completed", {"total": 19.5})]
+        ("Cart Viewed", {"total": "19.5"}),
+        ("Order Completed", {"total": 19.5}),
+    ]
 
 
 def engage(member: Any, when: str) -> dict[str, Any]:
-    return {"type": "identify", "userId": "u1", "timestamp": when,
-            "traits": {"order_completed_last_30days": member},
-            "context": {"personas": {"computation_class": "audience",
-                                     "computation_key": "order_completed_last_30days",
-                                     "computation_id": "aud_1", "space_id": "spa_1"}}}
+    return {
+        "type": "identify",
+        "userId": "u1",
+        "timestamp": when,
+        "traits": {"order_completed_last_30days": member},
+        "context": {
+            "personas": {
+                "computation_class": "audience",
+                "computation_key": "order_completed_last_30days",
+                "computation_id": "aud_1",
+                "space_id": "spa_1",
+            }
+        },
+    }
 
 
 async def test_engage_audience_entered_then_exited_flips_trait_and_membership(
@@ -192,14 +319,20 @@ async def test_engage_audience_entered_then_exited_flips_trait_and_membership(
     entered = await db.fetchrow(
         "SELECT u.traits, m.member, m.computation_id, m.space_id FROM users u "
         "JOIN audience_memberships m ON m.workspace_id = u.workspace_id AND m.user_pk = u.id "
-        "WHERE u.workspace_id = $1", workspace.workspace_id)
+        "WHERE u.workspace_id = $1",
+        workspace.workspace_id,
+    )
     await apply(engage("false", "2026-01-02T00:00:00Z"))
     exited = await db.fetchrow(
         "SELECT u.traits, m.member FROM users u JOIN audience_memberships m "
         "ON m.workspace_id = u.workspace_id AND m.user_pk = u.id WHERE u.workspace_id = $1",
-        workspace.workspace_id)
-    kind = await db.fetchval("SELECT type FROM attribute_definitions WHERE workspace_id = $1 "
-                             "AND name = 'order_completed_last_30days'", workspace.workspace_id)
+        workspace.workspace_id,
+    )
+    kind = await db.fetchval(
+        "SELECT type FROM attribute_definitions WHERE workspace_id = $1 "
+        "AND name = 'order_completed_last_30days'",
+        workspace.workspace_id,
+    )
     assert tuple(entered) == ({"order_completed_last_30days": True}, True, "aud_1", "spa_1")
     assert tuple(exited) == ({"order_completed_last_30days": False}, False)
     assert kind == "boolean"
@@ -210,16 +343,32 @@ async def test_audience_entered_and_exited_track_calls_flip_membership(
 ) -> None:
     """Audience Entered / Audience Exited track calls keep the membership and trait too."""
     personas = {"personas": {"computation_class": "audience", "computation_key": "vip"}}
-    await apply({"type": "track", "userId": "u1", "event": "Audience Entered",
-                 "properties": {"audience_key": "vip", "vip": True}, "context": personas,
-                 "timestamp": "2026-01-01T00:00:00Z"})
-    entered = await db.fetchval("SELECT member FROM audience_memberships WHERE workspace_id = $1",
-                                workspace.workspace_id)
-    await apply({"type": "track", "userId": "u1", "event": "Audience Exited",
-                 "properties": {"audience_key": "vip", "vip": False}, "context": personas,
-                 "timestamp": "2026-01-02T00:00:00Z"})
-    exited = await db.fetchval("SELECT member FROM audience_memberships WHERE workspace_id = $1",
-                               workspace.workspace_id)
+    await apply(
+        {
+            "type": "track",
+            "userId": "u1",
+            "event": "Audience Entered",
+            "properties": {"audience_key": "vip", "vip": True},
+            "context": personas,
+            "timestamp": "2026-01-01T00:00:00Z",
+        }
+    )
+    entered = await db.fetchval(
+        "SELECT member FROM audience_memberships WHERE workspace_id = $1", workspace.workspace_id
+    )
+    await apply(
+        {
+            "type": "track",
+            "userId": "u1",
+            "event": "Audience Exited",
+            "properties": {"audience_key": "vip", "vip": False},
+            "context": personas,
+            "timestamp": "2026-01-02T00:00:00Z",
+        }
+    )
+    exited = await db.fetchval(
+        "SELECT member FROM audience_memberships WHERE workspace_id = $1", workspace.workspace_id
+    )
     [user] = await users(db, workspace, "traits")
     assert (entered, exited, user["traits"]) == (True, False, {"vip": False})
 
@@ -228,18 +377,31 @@ async def test_page_and_screen_add_views_and_move_seen_times(
     apply: Apply, db: asyncpg.Connection, workspace: CreatedKey
 ) -> None:
     """Each page or screen adds a page_views row and one to the counter; seen times widen."""
-    await apply({"type": "page", "userId": "u1", "name": "Home", "timestamp": "2026-01-02T00:00:00Z",
-                 "properties": {"url": "https://x.io/", "path": "/", "title": "X"}},
-                {"type": "screen", "userId": "u1", "name": "Settings",
-                 "timestamp": "2026-01-03T00:00:00Z"})
-    await apply({"type": "track", "userId": "u1", "event": "E", "timestamp": "2026-01-01T00:00:00Z"})
+    await apply(
+        {
+            "type": "page",
+            "userId": "u1",
+            "name": "Home",
+            "timestamp": "2026-01-02T00:00:00Z",
+            "properties": {"url": "https://x.io/", "path": "/", "title": "X"},
+        },
+        {"type": "screen", "userId": "u1", "name": "Settings", "timestamp": "2026-01-03T00:00:00Z"},
+    )
+    await apply(
+        {"type": "track", "userId": "u1", "event": "E", "timestamp": "2026-01-01T00:00:00Z"}
+    )
     [user] = await users(db, workspace, "page_views", "first_seen_at", "last_seen_at")
-    views = await db.fetch("SELECT kind, name, url, path, title FROM page_views "
-                           "WHERE workspace_id = $1 ORDER BY occurred_at", workspace.workspace_id)
+    views = await db.fetch(
+        "SELECT kind, name, url, path, title FROM page_views "
+        "WHERE workspace_id = $1 ORDER BY occurred_at",
+        workspace.workspace_id,
+    )
     assert user["page_views"] == 2
     assert (user["first_seen_at"].day, user["last_seen_at"].day) == (1, 3)
-    assert [tuple(v) for v in views] == [("page", "Home", "https://x.io/", "/", "X"),
-                                         ("screen", "Settings", None, None, None)]
+    assert [tuple(v) for v in views] == [
+        ("page", "Home", "https://x.io/", "/", "X"),
+        ("screen", "Settings", None, None, None),
+    ]
 
 
 async def test_anonymous_user_is_attached_then_merged(
@@ -251,8 +413,7 @@ async def test_anonymous_user_is_attached_then_merged(
     await apply({"type": "identify", "userId": "u1", "anonymousId": "a1"})
     after = await users(db, workspace, "page_views")
     assert [(u["user_id"], u["page_views"]) for u in before] == [(None, 1)]
-    assert [(u["id"], u["user_id"], u["page_views"]) for u in after] == [
-        (before[0]["id"], "u1", 1)]
+    assert [(u["id"], u["user_id"], u["page_views"]) for u in after] == [(before[0]["id"], "u1", 1)]
 
 
 async def test_anonymous_user_merges_into_existing_user(
@@ -260,16 +421,20 @@ async def test_anonymous_user_merges_into_existing_user(
 ) -> None:
     """An anonymous user's events, page views and memberships move into the userId's user."""
     await apply({"type": "page", "userId": "u1"})
-    await apply({"type": "page", "anonymousId": "a1"},
-                {"type": "track", "anonymousId": "a1", "event": "Clicked"},
-                {"type": "group", "anonymousId": "a1", "groupId": "g1"})
+    await apply(
+        {"type": "page", "anonymousId": "a1"},
+        {"type": "track", "anonymousId": "a1", "event": "Clicked"},
+        {"type": "group", "anonymousId": "a1", "groupId": "g1"},
+    )
     await apply({"type": "identify", "userId": "u1", "anonymousId": "a1"})
     [user] = await users(db, workspace, "page_views")
     owners = await db.fetch(
         "SELECT user_pk FROM events WHERE workspace_id = $1 UNION ALL "
         "SELECT user_pk FROM page_views WHERE workspace_id = $1 UNION ALL "
         "SELECT user_pk FROM account_users WHERE workspace_id = $1 UNION ALL "
-        "SELECT user_pk FROM anonymous_ids WHERE workspace_id = $1", workspace.workspace_id)
+        "SELECT user_pk FROM anonymous_ids WHERE workspace_id = $1",
+        workspace.workspace_id,
+    )
     assert (user["user_id"], user["page_views"]) == ("u1", 2)
     assert {o["user_pk"] for o in owners} == {user["id"]}
     assert len(owners) == 5
@@ -292,8 +457,9 @@ async def test_alias_merges_previous_id_into_user(
     await apply({"type": "identify", "userId": "u9", "traits": {"email": "x@initech.com"}})
     await apply({"type": "alias", "previousId": "anon-9", "userId": "u9"})
     [user] = await users(db, workspace)
-    events = await db.fetch("SELECT user_pk FROM events WHERE workspace_id = $1",
-                            workspace.workspace_id)
+    events = await db.fetch(
+        "SELECT user_pk FROM events WHERE workspace_id = $1", workspace.workspace_id
+    )
     assert (user["user_id"], [e["user_pk"] for e in events]) == ("u9", [user["id"]])
 
 
@@ -303,8 +469,10 @@ async def test_free_email_users_are_ignored_until_a_work_email(
     """With blocking on, a gmail identify and the calls after it are ignored; a work email
     lets the identity in."""
     await admin.create_key(db, workspace.workspace, workspace.connector, block_free_email=True)
-    blocked = await apply({"type": "identify", "userId": "u1", "traits": {"email": "j@gmail.com"}},
-                          {"type": "track", "userId": "u1", "event": "E"})
+    blocked = await apply(
+        {"type": "identify", "userId": "u1", "traits": {"email": "j@gmail.com"}},
+        {"type": "track", "userId": "u1", "event": "E"},
+    )
     nothing = await users(db, workspace)
     await apply({"type": "identify", "userId": "u1", "traits": {"email": "j@initech.com"}})
     await apply({"type": "track", "userId": "u1", "event": "E2"})
@@ -327,21 +495,36 @@ async def test_delete_removes_user_and_older_calls_do_not_bring_it_back(
     apply: Apply, db: asyncpg.Connection, workspace: CreatedKey
 ) -> None:
     """delete removes the user and what hangs off it; an older call arriving later is ignored."""
-    await apply({"type": "identify", "userId": "u1", "anonymousId": "a1",
-                 "timestamp": "2026-01-01T00:00:00Z"},
-                {"type": "page", "userId": "u1", "timestamp": "2026-01-01T00:01:00Z"},
-                {"type": "group", "userId": "u1", "groupId": "g", "timestamp": "2026-01-01T00:02:00Z"})
+    await apply(
+        {
+            "type": "identify",
+            "userId": "u1",
+            "anonymousId": "a1",
+            "timestamp": "2026-01-01T00:00:00Z",
+        },
+        {"type": "page", "userId": "u1", "timestamp": "2026-01-01T00:01:00Z"},
+        {"type": "group", "userId": "u1", "groupId": "g", "timestamp": "2026-01-01T00:02:00Z"},
+    )
     await apply({"type": "delete", "userId": "u1", "timestamp": "2026-01-02T00:00:00Z"})
-    gone = [await count(db, t, workspace) for t in ("users", "page_views", "account_users",
-                                                     "anonymous_ids")]
-    late = await apply({"type": "track", "userId": "u1", "event": "Old",
-                        "timestamp": "2026-01-01T12:00:00Z"},
-                       {"type": "page", "anonymousId": "a1", "timestamp": "2026-01-01T12:00:00Z"})
-    await apply({"type": "track", "userId": "u1", "event": "New", "timestamp": "2026-01-03T00:00:00Z"})
+    gone = [
+        await count(db, t, workspace)
+        for t in ("users", "page_views", "account_users", "anonymous_ids")
+    ]
+    late = await apply(
+        {"type": "track", "userId": "u1", "event": "Old", "timestamp": "2026-01-01T12:00:00Z"},
+        {"type": "page", "anonymousId": "a1", "timestamp": "2026-01-01T12:00:00Z"},
+    )
+    await apply(
+        {"type": "track", "userId": "u1", "event": "New", "timestamp": "2026-01-03T00:00:00Z"}
+    )
     assert gone == [0, 0, 0, 0]
     assert (late.calls[("track", "deleted")], late.calls[("page", "deleted")]) == (1, 1)
-    assert [e["name"] for e in await db.fetch("SELECT name FROM events WHERE workspace_id = $1",
-                                              workspace.workspace_id)] == ["New"]
+    assert [
+        e["name"]
+        for e in await db.fetch(
+            "SELECT name FROM events WHERE workspace_id = $1", workspace.workspace_id
+        )
+    ] == ["New"]
 
 
 async def test_each_message_id_is_applied_once(
@@ -361,10 +544,22 @@ async def test_newer_value_wins_whatever_the_order(
     apply: Apply, db: asyncpg.Connection, workspace: CreatedKey
 ) -> None:
     """An older identify processed after a newer one does not overwrite its email."""
-    await apply({"type": "identify", "userId": "u1", "traits": {"email": "new@initech.com"},
-                 "timestamp": "2026-02-01T00:00:00Z"})
-    await apply({"type": "identify", "userId": "u1", "traits": {"email": "old@initech.com"},
-                 "timestamp": "2026-01-01T00:00:00Z"})
+    await apply(
+        {
+            "type": "identify",
+            "userId": "u1",
+            "traits": {"email": "new@initech.com"},
+            "timestamp": "2026-02-01T00:00:00Z",
+        }
+    )
+    await apply(
+        {
+            "type": "identify",
+            "userId": "u1",
+            "traits": {"email": "old@initech.com"},
+            "timestamp": "2026-01-01T00:00:00Z",
+        }
+    )
     assert [u["email"] for u in await users(db, workspace)] == ["new@initech.com"]
 
 
@@ -377,10 +572,15 @@ async def test_workspaces_never_see_each_other(
     from tests.worker.conftest import call
     from worker.apply import apply_calls
 
-    await apply_calls(db, [call(other, type="identify", userId="same",
-                                traits={"email": "b@initech.com"})])
-    rows = await db.fetch("SELECT workspace_id, email FROM users WHERE user_id = 'same' "
-                          "AND workspace_id = ANY($1) ORDER BY workspace_id",
-                          [workspace.workspace_id, other.workspace_id])
-    assert [tuple(r) for r in rows] == [(workspace.workspace_id, "a@initech.com"),
-                                        (other.workspace_id, "b@initech.com")]
+    await apply_calls(
+        db, [call(other, type="identify", userId="same", traits={"email": "b@initech.com"})]
+    )
+    rows = await db.fetch(
+        "SELECT workspace_id, email FROM users WHERE user_id = 'same' "
+        "AND workspace_id = ANY($1) ORDER BY workspace_id",
+        [workspace.workspace_id, other.workspace_id],
+    )
+    assert [tuple(r) for r in rows] == [
+        (workspace.workspace_id, "a@initech.com"),
+        (other.workspace_id, "b@initech.com"),
+    ]
