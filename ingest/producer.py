@@ -29,7 +29,7 @@ class Publisher:
 
     async def start(self) -> None:
         await self._producer.start()
-        self.broker_ok = True
+        self._set_broker_ok(True)
 
     async def stop(self) -> None:
         await self._producer.stop()
@@ -62,7 +62,9 @@ class Publisher:
             await asyncio.sleep(_PROBE_INTERVAL)
 
     def _set_broker_ok(self, ok: bool) -> None:
-        if ok != self.broker_ok:
-            log.warning("broker_reachable" if ok else "broker_unreachable")
+        if ok and not self.broker_ok:
+            log.info("broker_reachable")
+        elif self.broker_ok and not ok:
+            log.warning("broker_unreachable")
         self.broker_ok = ok
         self._metrics.broker_ready.set(1 if ok else 0)

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
+import os
 import sys
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
@@ -171,6 +173,9 @@ def _migrate(settings: Settings, args: argparse.Namespace) -> int:
 def _dev(settings: Settings, args: argparse.Namespace) -> int:
     from sextant.dev import run_dev
 
+    if "LOG_FORMAT" not in os.environ:  # a person is watching this terminal
+        settings = dataclasses.replace(settings, log_format="console")
+        configure_logging(settings)
     return run_dev(settings)
 
 

@@ -120,7 +120,7 @@ class EmbeddedBroker:
             self._proc.send_signal(signal.SIGCONT)
             self._proc.terminate()
             try:
-                self._proc.wait(5)
+                self._proc.wait(1)  # memory-only: nothing to flush, so no long grace
             except subprocess.TimeoutExpired:
                 self._proc.kill()
                 self._proc.wait()
