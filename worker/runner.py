@@ -32,6 +32,7 @@ from worker.calls import AnyCall, decode_call
 from worker.dlq import dead_letter
 from worker.health import serving_health
 from worker.metrics import WorkerMetrics
+from worker.retention import prune_forever
 
 log = structlog.get_logger()
 
@@ -260,7 +261,11 @@ async def run_worker(settings: Settings) -> int:
             log.info(
                 "worker_started", topic=settings.kafka_topic, group=settings.kafka_consumer_group
             )
-            await worker.run()
+            pruning = asyncio.create_task(prune_forever(worker.pool))
+            try:
+                await worker.run()
+            finally:
+                pruning.cancel()
     finally:
         signal_task.cancel()
     log.info("worker_stopped")
