@@ -51,9 +51,10 @@ ON CONFLICT (workspace_id, id) DO UPDATE SET
 """
 
 _ADD_MEMBERS = """
-INSERT INTO account_users (workspace_id, account_pk, user_pk)
-SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bigint[])
-ON CONFLICT DO NOTHING
+INSERT INTO account_users AS au (workspace_id, account_pk, user_pk, version)
+SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::text[])
+ON CONFLICT (workspace_id, account_pk, user_pk) DO UPDATE
+   SET version = greatest(au.version, EXCLUDED.version)
 """
 
 
@@ -93,7 +94,12 @@ async def save(conn: Conn, accounts: Sequence[Account]) -> None:
     )
 
 
-async def add_members(conn: Conn, members: Sequence[tuple[int, int, int]]) -> None:
-    """(workspace, account pk, user pk); a membership already there stays as it was."""
-    if members:
-        await conn.execute(_ADD_MEMBERS, *columnar(sorted(set(members)), 3))
+async def add_members(conn: Conn, members: Sequence[tuple[int, int, int, str]]) -> None:
+    """(workspace, account pk, user pk, version of the group call); the newest version stays."""
+    newest: dict[tuple[int, int, int], str] = {}
+    for ws, account_pk, user_pk, version in members:
+        key = (ws, account_pk, user_pk)
+        newest[key] = max(version, newest.get(key, ""))
+    if newest:
+        keys = sorted(newest)  # one lock order for every batch
+        await conn.execute(_ADD_MEMBERS, *columnar(keys, 3), [newest[k] for k in keys])

@@ -4,6 +4,11 @@ Three steps: load and lock every row the batch touches (one statement per table)
 apply the calls in memory in call-time order, then write what changed (one statement
 per table). Row locks are always taken in the same order, so batches running at the
 same time in other workers wait for each other instead of deadlocking.
+
+Order does not matter to the result. Fields are last-writer-wins by call version;
+counters count messageIds; memberships and definitions are sets. A delete is a
+tombstone at its version: calls older than it are ignored when they come later, and
+what they wrote is removed when they came first, so the rows end the same either way.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from worker import accounts, definitions, events, ledger, users
 from worker.calls import Alias, AnyCall, Delete, Group, Identify, Page, Screen, Track
 from worker.definitions import Definitions
 from worker.events import Event, PageView
-from worker.ledger import IdentityKey
+from worker.ledger import IdentityKey, Tombstone
 from worker.model import Account, Profile, User
 from worker.traits import (
     AttributeType,
@@ -99,22 +104,21 @@ class _Batch:
 
     outcome: Outcome
     definitions: Definitions
-    tombstones: dict[IdentityKey, str]
+    tombstones: dict[IdentityKey, Tombstone]
     blocked: dict[IdentityKey, str]
     blocking_connectors: set[int]
     by_user_id: dict[tuple[int, str], User] = field(default_factory=dict)
     by_anonymous_id: dict[tuple[int, str], User] = field(default_factory=dict)
-    accounts: dict[tuple[int, str], Account] = field(default_factory=dict)
     owned_anonymous_ids: set[tuple[int, str]] = field(default_factory=set)
-    new_users: list[User] = field(default_factory=list)
+    anonymous_versions: dict[tuple[int, str], str] = field(default_factory=dict)
+    accounts: dict[tuple[int, str], Account] = field(default_factory=dict)
     loaded_users: list[User] = field(default_factory=list)
-    mapped: dict[tuple[int, str], User] = field(default_factory=dict)
+    new_users: list[User] = field(default_factory=list)
     merged: list[User] = field(default_factory=list)
-    deleted: list[User] = field(default_factory=list)
-    new_tombstones: dict[IdentityKey, str] = field(default_factory=dict)
+    new_tombstones: dict[IdentityKey, Tombstone] = field(default_factory=dict)
     block: dict[IdentityKey, str] = field(default_factory=dict)
     unblock: set[IdentityKey] = field(default_factory=set)
-    members: list[tuple[Account, User]] = field(default_factory=list)
+    members: list[tuple[Account, User, str]] = field(default_factory=list)
     events: list[Event] = field(default_factory=list)
     page_views: list[PageView] = field(default_factory=list)
     event_seen: dict[tuple[int, str], tuple[datetime, datetime]] = field(default_factory=dict)
@@ -126,6 +130,13 @@ class _Batch:
     @classmethod
     async def load(cls, conn: Conn, calls: list[AnyCall], outcome: Outcome) -> _Batch:
         identity_keys = {k for c in calls for k in _identities(c)}
+        tombstones = await ledger.tombstones(conn, identity_keys)
+        # An anonymous id of a deleted user leads back to that userId (see `_user_for`).
+        identity_keys |= {
+            (ws, "user_id", t.user_id)
+            for (ws, kind, _), t in tombstones.items()
+            if kind == "anonymous_id" and t.user_id
+        }
         user_ids = sorted((w, i) for w, kind, i in identity_keys if kind == "user_id")
         anonymous_ids = sorted((w, i) for w, kind, i in identity_keys if kind == "anonymous_id")
         group_ids = sorted(
@@ -134,7 +145,8 @@ class _Batch:
         batch = cls(
             outcome=outcome,
             definitions=await definitions.load(conn, _scopes(calls)),
-            tombstones=await ledger.tombstones(conn, identity_keys),
+            tombstones=tombstones
+            | await ledger.tombstones(conn, identity_keys - tombstones.keys()),
             blocked=await ledger.blocked(conn, identity_keys),
             blocking_connectors=await ledger.blocking_connectors(
                 conn, {c.sextant.connector_id for c in calls if isinstance(c, Identify)}
@@ -160,8 +172,15 @@ class _Batch:
     def apply(self, call: AnyCall) -> str:
         """Apply one call; returns its outcome (applied, deleted, blocked)."""
         identities = _identities(call)
-        if any(self.tombstones.get(k, "") >= call.version for k in identities):
-            return "deleted"  # older than a delete of this identity
+        if any(
+            (t := self.tombstones.get(k)) is not None and t.version >= call.version
+            for k in identities
+        ):
+            # Older than a delete. Definitions and accounts are the workspace's, not the
+            # user's: they take the call either way, so they do not depend on order.
+            self._workspace_facts(call)
+            self._remember_pairing(call)
+            return "deleted"
         if isinstance(call, Identify) and self._blocks_free_email(call, identities):
             return "blocked"
         if any(k in self.blocked for k in identities):
@@ -200,43 +219,63 @@ class _Batch:
         return False
 
     def _identify(self, call: Identify) -> None:
-        user = self._user_for(call.workspace_id, call.user_id, call.anonymous_id)
-        version, traits = call.version, call.traits or {}
+        user = self._user_for(call, call.user_id, call.anonymous_id)
+        version = call.version
+        traits = call.traits or {}
         for column, value in {**user_columns(traits), **context_columns(call.context)}.items():
             user.put(column, value, version)
-        personas = call.context.personas if call.context else None
-        audience = (
-            personas.computation_key
-            if personas and personas.computation_class in AUDIENCE_CLASSES
-            else None
-        )
-        for name, value in custom_user_traits(traits).items():
-            first_type: AttributeType = "boolean" if name == audience else "string"
-            ok, typed = self._typed(call.workspace_id, "user", "", name, value, first_type)
+        audience = _audience_key(call)
+        for name, ok, typed in self._typed_user_traits(call):
             if ok:
                 user.put_trait(name, typed, version)
                 if name == audience and isinstance(typed, bool):
                     self._membership(user, name, typed, call)
 
+    def _typed_user_traits(self, call: Identify) -> list[tuple[str, bool, Any]]:
+        """Custom traits converted to their types; Engage audiences are booleans."""
+        audience = _audience_key(call)
+        typed_traits = []
+        for name, value in custom_user_traits(call.traits or {}).items():
+            first_type: AttributeType = "boolean" if name == audience else "string"
+            ok, typed = self._typed(call.workspace_id, "user", "", name, value, first_type)
+            typed_traits.append((name, ok, typed))
+        return typed_traits
+
     def _track(self, call: Track) -> None:
         ws = call.workspace_id
-        user = self._user_for(ws, call.user_id, call.anonymous_id)
+        user = self._user_for(call, call.user_id, call.anonymous_id)
+        moment = call.occurred_at
+        self.events.append(
+            Event(
+                workspace_id=ws,
+                message_id=call.messageId,
+                version=call.version,
+                user=user,
+                name=call.event,
+                properties=self._typed_properties(call),
+                occurred_at=moment,
+                received_at=call.receivedAt,
+            )
+        )
+        self._seen_event(call)
+        user.seen(moment)
+        if call.event in AUDIENCE_EVENTS:
+            self._audience_event(user, call)
+
+    def _typed_properties(self, call: Track) -> dict[str, Any]:
         properties = {}
         for name, value in (call.properties or {}).items():
             if value is None:
                 continue
-            ok, typed = self._typed(ws, "event", call.event, name, value, "string")
+            ok, typed = self._typed(call.workspace_id, "event", call.event, name, value, "string")
             if ok:
                 properties[name] = typed
-        moment = call.occurred_at
-        self.events.append(
-            Event(ws, call.messageId, user, call.event, properties, moment, call.receivedAt)
-        )
-        first, last = self.event_seen.get((ws, call.event), (moment, moment))
-        self.event_seen[(ws, call.event)] = (min(first, moment), max(last, moment))
-        user.seen(moment)
-        if call.event in AUDIENCE_EVENTS:
-            self._audience_event(user, call)
+        return properties
+
+    def _seen_event(self, call: Track) -> None:
+        key, moment = (call.workspace_id, call.event), call.occurred_at
+        first, last = self.event_seen.get(key, (moment, moment))
+        self.event_seen[key] = (min(first, moment), max(last, moment))
 
     def _audience_event(self, user: User, call: Track) -> None:
         personas = call.context.personas if call.context else None
@@ -252,7 +291,7 @@ class _Batch:
         self._membership(user, key, member, call)
 
     def _page(self, call: Page) -> None:
-        user = self._user_for(call.workspace_id, call.user_id, call.anonymous_id)
+        user = self._user_for(call, call.user_id, call.anonymous_id)
         properties = call.properties or {}
         page = call.context.page if call.context and isinstance(call.context.page, dict) else {}
 
@@ -264,6 +303,7 @@ class _Batch:
             PageView(
                 workspace_id=call.workspace_id,
                 message_id=call.messageId,
+                version=call.version,
                 user=user,
                 kind="screen" if isinstance(call, Screen) else "page",
                 name=call.name,
@@ -282,57 +322,102 @@ class _Batch:
         user.seen(call.occurred_at)
 
     def _group(self, call: Group) -> None:
-        ws = call.workspace_id
-        user = self._user_for(ws, call.user_id, call.anonymous_id)
-        account = self._account_for(ws, str(identifier(call.groupId)))
-        version, traits = call.version, call.traits or {}
-        for column, value in account_columns(traits).items():
+        user = self._user_for(call, call.user_id, call.anonymous_id)
+        self.members.append((self._update_account(call), user, call.version))
+
+    def _update_account(self, call: Group) -> Account:
+        account = self._account_for(call.workspace_id, str(identifier(call.groupId)))
+        version = call.version
+        for column, value in account_columns(call.traits or {}).items():
             account.put(column, value, version)
-        for name, value in custom_account_traits(traits).items():
-            ok, typed = self._typed(ws, "account", "", name, value, "string")
+        for name, value in custom_account_traits(call.traits or {}).items():
+            ok, typed = self._typed(call.workspace_id, "account", "", name, value, "string")
             if ok:
                 account.put_trait(name, typed, version)
-        self.members.append((account, user))
+        return account
 
     def _alias(self, call: Alias) -> None:
-        ws = call.workspace_id
-        self._user_for(ws, call.user_id, identifier(call.previousId))
+        self._user_for(call, call.user_id, identifier(call.previousId))
         if call.anonymous_id:
-            self._user_for(ws, call.user_id, call.anonymous_id)
+            self._user_for(call, call.user_id, call.anonymous_id)
 
     def _delete(self, call: Delete) -> None:
-        ws, version = call.workspace_id, call.version
+        """A tombstone; what it removes is worked out at flush, whatever came before."""
         user_id = call.user_id
         assert user_id is not None  # the receiver refuses a delete without one
-        self.new_tombstones[(ws, "user_id", user_id)] = version
-        self.tombstones[(ws, "user_id", user_id)] = version
-        user = self.by_user_id.pop((ws, user_id), None)
-        if user is None:
+        key = (call.workspace_id, "user_id", user_id)
+        self.tombstones[key] = self.new_tombstones[key] = Tombstone(call.version, user_id)
+
+    def _remember_pairing(self, call: AnyCall) -> None:
+        """An ignored call still says whose its anonymous ids are.
+
+        Newer calls with only such an anonymous id then find that user, as they would
+        have had the ignored call come first.
+        """
+        ws, user_id = call.workspace_id, call.user_id
+        deleted = self.tombstones.get((ws, "user_id", user_id or ""))
+        if user_id is None or deleted is None:
             return
-        user.deleted_version = version
-        for key, owner in list(self.by_anonymous_id.items()):
-            if owner is user:
-                del self.by_anonymous_id[key]
-                self.new_tombstones[(ws, "anonymous_id", key[1])] = version
-                self.tombstones[(ws, "anonymous_id", key[1])] = version
-        if user.pk is not None:
-            self.deleted.append(user)
+        for key in _identities(call):
+            if key[1] != "anonymous_id":
+                continue
+            if (ws, key[2]) in self.by_anonymous_id:
+                # An anonymous user that newer calls made joins the userId as usual.
+                self._resolve(ws, user_id, key[2])
+            current = self.tombstones.get(key)
+            if current is None or current.version < deleted.version:
+                self.tombstones[key] = self.new_tombstones[key] = Tombstone(
+                    deleted.version, user_id
+                )
+
+    def _workspace_facts(self, call: AnyCall) -> None:
+        """What a call tells about the workspace (definitions, accounts), and nothing more."""
+        match call:
+            case Identify():
+                self._typed_user_traits(call)
+            case Track():
+                self._typed_properties(call)
+                self._seen_event(call)
+            case Group():
+                self._update_account(call)
 
     # --- identity -----------------------------------------------------------------------
 
-    def _user_for(self, ws: int, user_id: str | None, anonymous_id: str | None) -> User:
+    def _user_for(self, call: AnyCall, user_id: str | None, anonymous_id: str | None) -> User:
         """The call's user: found by userId, else by anonymousId, else created.
 
         An anonymous id is attached to the userId's user; an anonymous user without a
         userId is merged into it. Users with different userIds are never merged.
         """
+        ws = call.workspace_id
+        if user_id is None and anonymous_id is not None:
+            user_id = self._deleted_owner(ws, anonymous_id)
+        user = self._resolve(ws, user_id, anonymous_id)
+        user.touch(call.version)
+        if anonymous_id is not None and self.by_anonymous_id.get((ws, anonymous_id)) is user:
+            key = (ws, anonymous_id)
+            self.anonymous_versions[key] = max(call.version, self.anonymous_versions.get(key, ""))
+        return user
+
+    def _deleted_owner(self, ws: int, anonymous_id: str) -> str | None:
+        """The userId an unowned anonymous id belonged to before a delete, if any.
+
+        A call newer than the delete finds that user again, as it would have had it
+        arrived before the delete.
+        """
+        if (ws, anonymous_id) in self.by_anonymous_id:
+            return None
+        tombstone = self.tombstones.get((ws, "anonymous_id", anonymous_id))
+        return tombstone.user_id if tombstone else None
+
+    def _resolve(self, ws: int, user_id: str | None, anonymous_id: str | None) -> User:
         user = self.by_user_id.get((ws, user_id)) if user_id else None
         anonymous = self.by_anonymous_id.get((ws, anonymous_id)) if anonymous_id else None
         if user_id is None:
             assert anonymous_id is not None  # the receiver refuses calls with neither
             if anonymous is None:
                 anonymous = self._new_user(ws, None)
-                self._map(ws, anonymous_id, anonymous)
+                self.by_anonymous_id[(ws, anonymous_id)] = anonymous
             return anonymous
         if user is None:
             if anonymous is not None and anonymous.user_id is None:
@@ -344,7 +429,7 @@ class _Batch:
             self.by_user_id[(ws, user_id)] = user
         if anonymous_id is not None:
             if anonymous is None:
-                self._map(ws, anonymous_id, user)
+                self.by_anonymous_id[(ws, anonymous_id)] = user
             elif anonymous is not user and anonymous.user_id is None:
                 self._merge(anonymous, user)
         return user
@@ -352,19 +437,13 @@ class _Batch:
     def _new_user(self, ws: int, user_id: str | None) -> User:
         user = User(workspace_id=ws, user_id=user_id, new=True, changed=True)
         self.new_users.append(user)
-        if user_id is not None:
-            self.by_user_id[(ws, user_id)] = user
         return user
-
-    def _map(self, ws: int, anonymous_id: str, user: User) -> None:
-        self.by_anonymous_id[(ws, anonymous_id)] = user
-        self.mapped[(ws, anonymous_id)] = user
 
     def _merge(self, loser: User, winner: User) -> None:
         winner.merge_from(loser)
         for key, owner in list(self.by_anonymous_id.items()):
             if owner is loser:
-                self._map(key[0], key[1], winner)
+                self.by_anonymous_id[key] = winner
         if loser.pk is not None:
             self.merged.append(loser)
         for (user, audience), membership in list(self.memberships.items()):
@@ -420,62 +499,116 @@ class _Batch:
     # --- flush --------------------------------------------------------------------------
 
     async def flush(self, conn: Conn) -> None:
-        live_new = [u for u in self.new_users if _alive(u) and u.merged_into is None]
+        survivors, cuts, doomed = self._apply_tombstones()
+        live_new = [u for u in self.new_users if u.merged_into is None and u not in doomed]
         await users.assign_ids(conn, live_new)
-        changed = [
-            u for u in self.loaded_users if _alive(u) and u.merged_into is None and u.changed
-        ]
-        await users.save(conn, changed + live_new)
-        first_owners = [
-            (ws, aid, _pk(user.final()))
-            for (ws, aid), user in sorted(self.mapped.items(), key=lambda kv: kv[0])
-            if (ws, aid) not in self.owned_anonymous_ids and _alive(user.final())
-        ]
+        await users.save(conn, [u for u in survivors if u.changed and not u.new] + live_new)
+        await self._flush_anonymous_ids(conn, doomed)
+
+        def keeps(user: User, version: str) -> bool:
+            final = user.final()
+            return final not in doomed and version >= cuts.get(final, "")
+
+        await self._flush_accounts(conn, keeps)
+        await events.insert_events(conn, [e for e in self.events if keeps(e.user, e.version)])
+        await events.insert_page_views(
+            conn, [v for v in self.page_views if keeps(v.user, v.version)]
+        )
+        await events.save_definitions(conn, self.event_seen)
+        await definitions.add(conn, self.new_definitions)
+        await users.save_memberships(
+            conn, [m for m in self.memberships.values() if keeps(m.user, m.version)]
+        )
+        await self._flush_deletes(conn, cuts, doomed)
+        await ledger.save_blocks(conn, self.block, self.unblock)
+
+    def _apply_tombstones(self) -> tuple[list[User], dict[User, str], dict[User, Tombstone]]:
+        """Split the batch's users into survivors and the doomed.
+
+        A user whose userId has a tombstone keeps only what is newer than it (`cuts`),
+        and goes altogether when nothing newer touched it (`doomed`).
+        """
+        finals = [u for u in self.loaded_users + self.new_users if u.merged_into is None]
+        survivors, cuts, doomed = [], {}, {}
+        for user in finals:
+            key = (user.workspace_id, "user_id", user.user_id or "")
+            tombstone = self.tombstones.get(key) if user.user_id else None
+            if tombstone is None:
+                survivors.append(user)
+            elif user.touched < tombstone.version:
+                doomed[user] = tombstone
+            else:
+                user.forget_before(tombstone.version)
+                cuts[user] = tombstone.version
+                survivors.append(user)
+        for (ws, anonymous_id), owner in self.by_anonymous_id.items():
+            if (tombstone := doomed.get(owner.final())) is not None:
+                key = (ws, "anonymous_id", anonymous_id)
+                self.new_tombstones[key] = Tombstone(tombstone.version, tombstone.user_id)
+        return survivors, cuts, doomed
+
+    async def _flush_anonymous_ids(self, conn: Conn, doomed: dict[User, Tombstone]) -> None:
+        first_owners, bumps = [], []
+        for key, version in sorted(self.anonymous_versions.items()):
+            owner = self.by_anonymous_id[key].final()
+            if owner in doomed:
+                continue
+            if key in self.owned_anonymous_ids:
+                bumps.append((*key, version))
+            else:
+                first_owners.append((*key, _pk(owner), version))
         if not await users.map_new_anonymous_ids(conn, first_owners):
             raise BatchConflict("another worker gave an anonymous id its first owner")
         await users.merge(
             conn,
-            [(u.workspace_id, _pk(u), _pk(u.final())) for u in self.merged if _alive(u.final())],
+            [
+                (u.workspace_id, _pk(u), _pk(u.final()))
+                for u in self.merged
+                if u.final() not in doomed
+            ],
         )
-        await self._flush_accounts(conn)
-        await events.insert_events(conn, [e for e in self.events if _alive(e.user.final())])
-        await events.insert_page_views(conn, [v for v in self.page_views if _alive(v.user.final())])
-        await events.save_definitions(conn, self.event_seen)
-        await definitions.add(conn, self.new_definitions)
-        await users.save_memberships(
-            conn, [m for m in self.memberships.values() if _alive(m.user.final())]
-        )
-        await self._flush_deletes(conn)
-        await ledger.save_blocks(conn, self.block, self.unblock)
+        await users.bump_anonymous_ids(conn, bumps)
 
-    async def _flush_accounts(self, conn: Conn) -> None:
-        new = [a for a in self.accounts.values() if a.new]
-        await accounts.assign_ids(conn, new)
+    async def _flush_accounts(self, conn: Conn, keeps: Any) -> None:
+        await accounts.assign_ids(conn, [a for a in self.accounts.values() if a.new])
         await accounts.save(conn, [a for a in self.accounts.values() if a.changed])
         await accounts.add_members(
             conn,
             [
-                (a.workspace_id, _pk(a), _pk(u.final()))
-                for a, u in self.members
-                if _alive(u.final())
+                (a.workspace_id, _pk(a), _pk(u.final()), version)
+                for a, u, version in self.members
+                if keeps(u, version)
             ],
         )
 
-    async def _flush_deletes(self, conn: Conn) -> None:
-        # A user merged into one that a later call deleted goes with it.
-        doomed = self.deleted + [u for u in self.merged if not _alive(u.final())]
-        rows = [(u.workspace_id, _pk(u), u.final().deleted_version or "") for u in doomed]
-        await ledger.save_tombstones(conn, self.new_tombstones, rows)
-        await users.delete(conn, [(ws, pk) for ws, pk, _ in rows])
+    async def _flush_deletes(
+        self, conn: Conn, cuts: dict[User, str], doomed: dict[User, Tombstone]
+    ) -> None:
+        # Users merged into a doomed one go with it.
+        gone = [(u, t) for u, t in doomed.items() if u.pk is not None] + [
+            (u, doomed[u.final()]) for u in self.merged if u.final() in doomed
+        ]
+        marked = [(u.workspace_id, _pk(u), t.version, t.user_id or "") for u, t in gone] + [
+            (u.workspace_id, _pk(u), version, u.user_id or "") for u, version in cuts.items()
+        ]
+        await ledger.tombstone_anonymous_ids(conn, marked)
+        await ledger.save_tombstones(conn, self.new_tombstones)
+        await users.forget_before(
+            conn, [(u.workspace_id, _pk(u), version) for u, version in cuts.items()]
+        )
+        await users.delete(conn, [(u.workspace_id, _pk(u)) for u, _ in gone])
+
+
+def _audience_key(call: Identify) -> str | None:
+    personas = call.context.personas if call.context else None
+    if personas and personas.computation_class in AUDIENCE_CLASSES:
+        return personas.computation_key
+    return None
 
 
 def _pk(row: Profile) -> int:
     assert row.pk is not None, "ids are assigned before rows are written"
     return row.pk
-
-
-def _alive(user: User) -> bool:
-    return user.deleted_version is None
 
 
 def _scopes(calls: list[AnyCall]) -> set[tuple[int, str, str]]:

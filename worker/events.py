@@ -39,6 +39,7 @@ ON CONFLICT (workspace_id, name) DO UPDATE SET
 class Event:
     workspace_id: int
     message_id: str
+    version: str
     user: User
     name: str
     properties: dict[str, Any]
@@ -50,6 +51,7 @@ class Event:
 class PageView:
     workspace_id: int
     message_id: str
+    version: str
     user: User
     kind: str
     name: str | None

@@ -27,7 +27,10 @@ async def serving_health(worker: Worker) -> AsyncIterator[int]:
         return web.json_response({"ready": worker.ready}, status=200 if worker.ready else 503)
 
     async def metrics(request: web.Request) -> web.Response:
-        worker.metrics.pool_in_use.set(worker.pool.get_size() - worker.pool.get_idle_size())
+        pool = worker.pool
+        worker.metrics.pool_in_use.set(pool.get_size() - pool.get_idle_size())
+        worker.metrics.pool_size.set(pool.get_size())
+        worker.metrics.pool_max.set(pool.get_max_size())
         return web.Response(
             body=generate_latest(worker.metrics.registry), content_type="text/plain"
         )

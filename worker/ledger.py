@@ -4,11 +4,19 @@ blocked identities, and the connector settings calls are applied under."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
 from sextant.db import Conn
 from worker.columnar import columnar
 
 IdentityKey = tuple[int, str, str]  # (workspace, 'user_id' | 'anonymous_id', identity)
+
+
+@dataclass(frozen=True, slots=True)
+class Tombstone:
+    version: str  # calls older than this are ignored
+    user_id: str | None  # whose the identity was, for an anonymous id
+
 
 _CLAIM = """
 INSERT INTO processed_messages (workspace_id, message_id)
@@ -18,28 +26,31 @@ RETURNING workspace_id, message_id
 """
 
 _IDENTITIES = """
-SELECT t.workspace_id, t.kind, t.identity, t.version
+SELECT t.workspace_id, t.kind, t.identity, t.version, {extra}
   FROM {table} t
   JOIN unnest($1::bigint[], $2::text[], $3::text[]) AS k (w, kind, identity)
     ON t.workspace_id = k.w AND t.kind = k.kind AND t.identity = k.identity
 """
 
 _UPSERT_TOMBSTONES = """
-INSERT INTO tombstones AS t (workspace_id, kind, identity, version)
-SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[])
+INSERT INTO tombstones AS t (workspace_id, kind, identity, version, user_id)
+SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[])
 ON CONFLICT (workspace_id, kind, identity) DO UPDATE
-   SET version = greatest(t.version, EXCLUDED.version)
+   SET version = greatest(t.version, EXCLUDED.version),
+       user_id = coalesce(EXCLUDED.user_id, t.user_id)
 """
 
-# A deleted user's anonymous ids get tombstones too, before the delete takes them away.
+# A deleted user's anonymous ids get tombstones too, naming the user they belonged to.
 _TOMBSTONE_ANONYMOUS_IDS = """
-INSERT INTO tombstones AS t (workspace_id, kind, identity, version)
-SELECT a.workspace_id, 'anonymous_id', a.anonymous_id, d.version
+INSERT INTO tombstones AS t (workspace_id, kind, identity, version, user_id)
+SELECT a.workspace_id, 'anonymous_id', a.anonymous_id, d.version, d.user_id
   FROM anonymous_ids a
-  JOIN unnest($1::bigint[], $2::bigint[], $3::text[]) AS d (w, user_pk, version)
+  JOIN unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[])
+       AS d (w, user_pk, version, user_id)
     ON a.workspace_id = d.w AND a.user_pk = d.user_pk
 ON CONFLICT (workspace_id, kind, identity) DO UPDATE
-   SET version = greatest(t.version, EXCLUDED.version)
+   SET version = greatest(t.version, EXCLUDED.version),
+       user_id = coalesce(EXCLUDED.user_id, t.user_id)
 """
 
 _BLOCK = """
@@ -77,25 +88,38 @@ async def claim(conn: Conn, messages: Iterable[tuple[int, str]]) -> set[tuple[in
     return {(r["workspace_id"], r["message_id"]) for r in rows}
 
 
-async def tombstones(conn: Conn, keys: Iterable[IdentityKey]) -> dict[IdentityKey, str]:
-    return await _versions(conn, "tombstones", keys)
+async def tombstones(conn: Conn, keys: Iterable[IdentityKey]) -> dict[IdentityKey, Tombstone]:
+    rows = await conn.fetch(
+        _IDENTITIES.format(table="tombstones", extra="t.user_id"), *columnar(set(keys), 3)
+    )
+    return {
+        (r["workspace_id"], r["kind"], r["identity"]): Tombstone(r["version"], r["user_id"])
+        for r in rows
+    }
 
 
 async def blocked(conn: Conn, keys: Iterable[IdentityKey]) -> dict[IdentityKey, str]:
-    return await _versions(conn, "blocked_identities", keys)
+    rows = await conn.fetch(
+        _IDENTITIES.format(table="blocked_identities", extra="NULL"), *columnar(set(keys), 3)
+    )
+    return {(r["workspace_id"], r["kind"], r["identity"]): r["version"] for r in rows}
 
 
-async def save_tombstones(
-    conn: Conn,
-    identities: dict[IdentityKey, str],
-    deleted_users: Sequence[tuple[int, int, str]],
-) -> None:
-    """Tombstones for deleted identities and for every anonymous id of each deleted user."""
-    if identities:
-        keys = sorted(identities)
-        await conn.execute(_UPSERT_TOMBSTONES, *columnar(keys, 3), [identities[k] for k in keys])
-    if deleted_users:
-        await conn.execute(_TOMBSTONE_ANONYMOUS_IDS, *columnar(deleted_users, 3))
+async def save_tombstones(conn: Conn, tombstones: dict[IdentityKey, Tombstone]) -> None:
+    if tombstones:
+        keys = sorted(tombstones)
+        await conn.execute(
+            _UPSERT_TOMBSTONES,
+            *columnar(keys, 3),
+            [tombstones[k].version for k in keys],
+            [tombstones[k].user_id for k in keys],
+        )
+
+
+async def tombstone_anonymous_ids(conn: Conn, users: Sequence[tuple[int, int, str, str]]) -> None:
+    """For each (workspace, user pk, version, userId): tombstones on its anonymous ids."""
+    if users:
+        await conn.execute(_TOMBSTONE_ANONYMOUS_IDS, *columnar(users, 4))
 
 
 async def save_blocks(
@@ -118,8 +142,3 @@ async def prune(conn: Conn, keep_days: int, limit: int) -> int:
     """Forget up to `limit` messageIds older than `keep_days`; returns how many."""
     status = await conn.execute(_PRUNE, keep_days, limit)
     return int(status.split()[-1])
-
-
-async def _versions(conn: Conn, table: str, keys: Iterable[IdentityKey]) -> dict[IdentityKey, str]:
-    rows = await conn.fetch(_IDENTITIES.format(table=table), *columnar(set(keys), 3))
-    return {(r["workspace_id"], r["kind"], r["identity"]): r["version"] for r in rows}

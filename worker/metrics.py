@@ -52,3 +52,11 @@ class WorkerMetrics:
         self.pool_in_use = Gauge(
             "sextant_worker_db_pool_in_use", "Postgres connections in use.", registry=self.registry
         )
+        self.pool_size = Gauge(
+            "sextant_worker_db_pool_size",
+            "Postgres connections open (in use or idle); at most DB_POOL_SIZE.",
+            registry=self.registry,
+        )
+        self.pool_max = Gauge(
+            "sextant_worker_db_pool_max", "DB_POOL_SIZE: the pool's limit.", registry=self.registry
+        )

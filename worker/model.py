@@ -7,10 +7,16 @@ it, so a value is replaced only by a newer call, whatever order calls arrive in.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 WorkspaceId = int
+
+
+def split_version(version: str) -> tuple[datetime, str]:
+    """A version back into (call time, messageId), as events and page views store them."""
+    moment, _, message_id = version.partition("|")
+    return datetime.strptime(moment, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC), message_id
 
 
 @dataclass(eq=False)
@@ -55,8 +61,8 @@ class User(Profile):
     page_views: int = 0
     first_seen_at: datetime | None = None
     last_seen_at: datetime | None = None
+    touched: str = ""  # the newest call applied to this user
     merged_into: User | None = None
-    deleted_version: str | None = None
 
     def final(self) -> User:
         """The user this one now lives in (itself unless merged away)."""
@@ -64,6 +70,22 @@ class User(Profile):
         while user.merged_into is not None:
             user = user.merged_into
         return user
+
+    def touch(self, version: str) -> None:
+        if version > self.touched:
+            self.touched = version
+            self.changed = True
+
+    def forget_before(self, version: str) -> None:
+        """Drop every field last written before `version` (a delete at that version)."""
+        for key, written in list(self.versions.items()):
+            if written < version:
+                del self.versions[key]
+                if key.startswith("traits."):
+                    self.traits.pop(key.removeprefix("traits."), None)
+                else:
+                    self.columns.pop(key, None)
+                self.changed = True
 
     def seen(self, moment: datetime) -> None:
         if self.first_seen_at is None or moment < self.first_seen_at:
@@ -76,6 +98,7 @@ class User(Profile):
     def merge_from(self, loser: User) -> None:
         """Fold a user without a userId into this one (CONTRACT.md section 7)."""
         self.absorb(loser)
+        self.touch(loser.touched)
         self.page_views += loser.page_views
         for moment in (loser.first_seen_at, loser.last_seen_at):
             if moment is not None:

@@ -19,7 +19,7 @@ import asyncpg
 import msgspec
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener
-from aiokafka.errors import CommitFailedError, KafkaError
+from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 from aiokafka.structs import ConsumerRecord as Record
 from aiokafka.structs import OffsetAndMetadata, TopicPartition
 
@@ -82,35 +82,50 @@ class Worker:
             async with self.lock:
                 if await self.process(records):
                     await self.commit(records)
+                await self.observe_lag()
 
     async def process(self, records: list[Record]) -> bool:
         """Apply and dead-letter `records`; False if stopped before the database took them."""
         started = time.perf_counter()
         calls: list[tuple[Record, AnyCall]] = []
-        poison: list[tuple[Record, str]] = []
+        poison: list[_Poison] = []
         for record in records:
             try:
                 calls.append((record, decode_call(record.value)))
             except msgspec.DecodeError as e:  # ValidationError is a DecodeError
-                poison.append((record, f"undecodable: {e}"))
+                poison.append(_Poison(record, f"undecodable: {e}"))
         outcome = await self._apply_with_retries(calls, poison)
         if outcome is None:
             return False
-        for record, reason in poison:
-            await dead_letter(self.producer, self.settings.kafka_dlq_topic, record, reason)
-            log.warning(
-                "dead_lettered",
-                partition=record.partition,
-                offset=record.offset,
-                reason=reason[:200],
-            )
-            self.metrics.dead_lettered.inc()
-            self.metrics.calls.labels("unknown", "dead_lettered").inc()
+        for letter in poison:
+            await self._dead_letter(letter)
         self._observe(outcome, len(records), time.perf_counter() - started)
         return True
 
+    async def _dead_letter(self, letter: _Poison) -> None:
+        await dead_letter(
+            self.producer, self.settings.kafka_dlq_topic, letter.record, letter.reason
+        )
+        with structlog.contextvars.bound_contextvars(**_record_context(letter.record, letter.call)):
+            log.warning("dead_lettered", reason=letter.reason[:200])
+        self.metrics.dead_lettered.inc()
+        kind = type(letter.call).__name__.lower() if letter.call else "unknown"
+        self.metrics.calls.labels(kind, "dead_lettered").inc()
+
+    async def observe_lag(self) -> None:
+        """Set the lag gauge of each assigned partition: its end less our next offset."""
+        for tp in self.consumer.assignment():
+            try:
+                highwater = self.consumer.highwater(tp)
+                if highwater is None:  # nothing fetched from it yet
+                    continue
+                position = await self.consumer.position(tp)
+            except IllegalStateError:  # revoked meanwhile
+                continue
+            self.metrics.lag.labels(str(tp.partition)).set(max(highwater - position, 0))
+
     async def _apply_with_retries(
-        self, calls: list[tuple[Record, AnyCall]], poison: list[tuple[Record, str]]
+        self, calls: list[tuple[Record, AnyCall]], poison: list[_Poison]
     ) -> Outcome | None:
         """Apply the batch, adding to `poison` what Postgres refuses; None if stopped first."""
         backoff, conflicts = 0.1, 0
@@ -145,7 +160,7 @@ class Worker:
             return await apply_calls(conn, calls)
 
     async def _apply_one_by_one(
-        self, calls: list[tuple[Record, AnyCall]], poison: list[tuple[Record, str]]
+        self, calls: list[tuple[Record, AnyCall]], poison: list[_Poison]
     ) -> Outcome | None:
         """Find the calls Postgres refuses, so that only they go to the DLQ.
 
@@ -154,23 +169,31 @@ class Worker:
         """
         total, refused = Outcome(), []
         for record, call in calls:
-            for attempt in range(_CONFLICT_RETRIES):
-                try:
-                    outcome = await self._apply([call])
-                except _CONFLICTS as e:
-                    if attempt + 1 == _CONFLICT_RETRIES:
-                        refused.append((record, f"refused by the database: {e}"))
-                    continue
-                except _UNAVAILABLE:
-                    return None
-                except asyncpg.PostgresError as e:
-                    refused.append((record, f"refused by the database: {e}"))
-                    break
-                total.calls.update(outcome.calls)
-                total.dropped_attributes += outcome.dropped_attributes
-                break
+            with structlog.contextvars.bound_contextvars(**_record_context(record, call)):
+                result = await self._apply_alone(call)
+            if result is None:
+                return None
+            if isinstance(result, str):
+                refused.append(_Poison(record, result, call))
+                continue
+            total.calls.update(result.calls)
+            total.dropped_attributes += result.dropped_attributes
         poison.extend(refused)
         return total
+
+    async def _apply_alone(self, call: AnyCall) -> Outcome | str | None:
+        """One call's outcome, the reason Postgres refuses it, or None if Postgres is away."""
+        conflict: Exception | None = None
+        for _ in range(_CONFLICT_RETRIES):
+            try:
+                return await self._apply([call])
+            except _CONFLICTS as e:
+                conflict = e
+            except _UNAVAILABLE:
+                return None
+            except asyncpg.PostgresError as e:
+                return _refusal(call, e)
+        return _refusal(call, conflict)
 
     async def commit(self, records: list[Record]) -> None:
         offsets: dict[TopicPartition, OffsetAndMetadata] = {}
@@ -201,14 +224,48 @@ class Worker:
         self.metrics.ready.set(1 if ready else 0)
 
 
+@dataclass(frozen=True, slots=True)
+class _Poison:
+    """A record for the DLQ, with its reason and, when it decoded, its call."""
+
+    record: Record
+    reason: str
+    call: AnyCall | None = None
+
+
+def _record_context(record: Record, call: AnyCall | None) -> dict[str, object]:
+    """What a log line about one record carries: where it is and whose it is, never who."""
+    context: dict[str, object] = {"partition": record.partition, "offset": record.offset}
+    if call is not None:
+        context.update(workspace=call.workspace_id, message_id=call.messageId)
+    elif record.key:
+        # The receiver keys records `workspace:identity`; the identity stays out of logs.
+        context["workspace"] = record.key.partition(b":")[0].decode(errors="replace")
+    return context
+
+
+def _refusal(call: AnyCall, e: Exception | None) -> str:
+    """The DLQ reason for a call Postgres refuses, naming the fix when we know it."""
+    fkey = e.constraint_name if isinstance(e, asyncpg.ForeignKeyViolationError) else None
+    if fkey and fkey.endswith("_workspace_id_fkey"):
+        # A workspace row lost (a restore from before it existed, say): once it is
+        # restored with the same id, `sextant dlq replay` applies these calls.
+        return f"no workspace {call.workspace_id} in the database: {e}"
+    return f"refused by the database: {e}"
+
+
 class _FinishBeforeRevoke(ConsumerRebalanceListener):  # type: ignore[misc]
     """Partitions leave only after the batch in hand is applied and committed."""
 
-    def __init__(self, lock: asyncio.Lock) -> None:
+    def __init__(self, lock: asyncio.Lock, metrics: WorkerMetrics) -> None:
         self._lock = lock
+        self._metrics = metrics
 
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
         async with self._lock:
+            for tp in revoked:  # another member reports their lag now
+                with contextlib.suppress(KeyError):
+                    self._metrics.lag.remove(str(tp.partition))
             if revoked:
                 log.info("partitions_revoked", partitions=sorted(tp.partition for tp in revoked))
 
@@ -229,6 +286,7 @@ async def worker_resources(
     await ensure_topics(settings)
     pool = await create_pool(settings)
     lock = asyncio.Lock()
+    metrics = WorkerMetrics()
     consumer = AIOKafkaConsumer(
         bootstrap_servers=settings.require_kafka(),
         group_id=settings.kafka_consumer_group,
@@ -236,12 +294,11 @@ async def worker_resources(
         auto_offset_reset="earliest",
         max_partition_fetch_bytes=4 * 1024 * 1024,
     )
-    consumer.subscribe([settings.kafka_topic], listener=_FinishBeforeRevoke(lock))
+    consumer.subscribe([settings.kafka_topic], listener=_FinishBeforeRevoke(lock, metrics))
     producer = make_producer(settings)
     try:
         await consumer.start()
         await producer.start()
-        metrics = WorkerMetrics()
         metrics.ready.set(1)
         stopping = stopping or asyncio.Event()
         yield Worker(settings, pool, consumer, producer, metrics, stopping, lock)

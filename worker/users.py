@@ -11,7 +11,7 @@ import asyncpg
 
 from sextant.db import Conn
 from worker.columnar import columnar
-from worker.model import User
+from worker.model import User, split_version
 
 COLUMNS: Final = (
     "email",
@@ -40,7 +40,7 @@ _SELECT_COLUMNS = ", ".join(COLUMNS)
 # (workspace, id) so that concurrent batches cannot deadlock on them.
 _LOCK_USERS = f"""
 SELECT id, workspace_id, user_id, {_SELECT_COLUMNS}, page_views, first_seen_at, last_seen_at,
-       traits, field_versions
+       traits, field_versions, touched_version
   FROM users
  WHERE (workspace_id, id) IN (
         SELECT u.workspace_id, u.id
@@ -67,12 +67,12 @@ _NEW_IDS = "SELECT nextval(pg_get_serial_sequence('users', 'id')) FROM generate_
 
 _UPSERT = f"""
 INSERT INTO users (id, workspace_id, user_id, {_SELECT_COLUMNS}, page_views, first_seen_at,
-                   last_seen_at, traits, field_versions)
+                   last_seen_at, traits, field_versions, touched_version)
 SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[],
                      {", ".join(f"${i}::text[]" for i in range(4, 4 + len(COLUMNS)))},
                      ${4 + len(COLUMNS)}::bigint[], ${5 + len(COLUMNS)}::timestamptz[],
                      ${6 + len(COLUMNS)}::timestamptz[], ${7 + len(COLUMNS)}::jsonb[],
-                     ${8 + len(COLUMNS)}::jsonb[])
+                     ${8 + len(COLUMNS)}::jsonb[], ${9 + len(COLUMNS)}::text[])
 ON CONFLICT (workspace_id, id) DO UPDATE SET
     user_id = EXCLUDED.user_id,
     {", ".join(f"{c} = EXCLUDED.{c}" for c in COLUMNS)},
@@ -81,14 +81,22 @@ ON CONFLICT (workspace_id, id) DO UPDATE SET
     last_seen_at = EXCLUDED.last_seen_at,
     traits = EXCLUDED.traits,
     field_versions = EXCLUDED.field_versions,
+    touched_version = EXCLUDED.touched_version,
     updated_at = now()
 """
 
 # New anonymous ids only; ids that already had an owner move with `merge`.
 _MAP_ANONYMOUS_IDS = """
-INSERT INTO anonymous_ids (workspace_id, anonymous_id, user_pk)
-SELECT * FROM unnest($1::bigint[], $2::text[], $3::bigint[])
+INSERT INTO anonymous_ids (workspace_id, anonymous_id, user_pk, version)
+SELECT * FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::text[])
 ON CONFLICT (workspace_id, anonymous_id) DO NOTHING
+"""
+
+# The newest call that named an anonymous id with its owner.
+_BUMP_ANONYMOUS_IDS = """
+UPDATE anonymous_ids a SET version = greatest(a.version, k.version)
+  FROM unnest($1::bigint[], $2::text[], $3::text[]) AS k (w, aid, version)
+ WHERE a.workspace_id = k.w AND a.anonymous_id = k.aid AND a.version < k.version
 """
 
 # A merged-away user's rows move to the user it was merged into, then it is deleted.
@@ -102,13 +110,14 @@ _MOVE_CHILDREN = [
     """UPDATE anonymous_ids a SET user_pk = m.winner
          FROM unnest($1::bigint[], $2::bigint[], $3::bigint[]) AS m (w, loser, winner)
         WHERE a.workspace_id = m.w AND a.user_pk = m.loser""",
-    """INSERT INTO account_users (workspace_id, account_pk, user_pk, created_at)
-       SELECT au.workspace_id, au.account_pk, m.winner, au.created_at
+    """INSERT INTO account_users (workspace_id, account_pk, user_pk, version, created_at)
+       SELECT au.workspace_id, au.account_pk, m.winner, au.version, au.created_at
          FROM account_users au
          JOIN unnest($1::bigint[], $2::bigint[], $3::bigint[]) AS m (w, loser, winner)
            ON au.workspace_id = m.w AND au.user_pk = m.loser
-       ON CONFLICT (workspace_id, account_pk, user_pk)
-       DO UPDATE SET created_at = least(account_users.created_at, EXCLUDED.created_at)""",
+       ON CONFLICT (workspace_id, account_pk, user_pk) DO UPDATE SET
+              version = greatest(account_users.version, EXCLUDED.version),
+              created_at = least(account_users.created_at, EXCLUDED.created_at)""",
     """INSERT INTO audience_memberships AS am
               (workspace_id, user_pk, audience_key, member, computation_class,
                computation_id, space_id, version, updated_at)
@@ -122,6 +131,49 @@ _MOVE_CHILDREN = [
               computation_id = EXCLUDED.computation_id, space_id = EXCLUDED.space_id,
               version = EXCLUDED.version, updated_at = EXCLUDED.updated_at
         WHERE EXCLUDED.version > am.version""",
+]
+
+# What a delete at (time, messageId) leaves of a user that newer calls keep alive.
+_FORGET_BEFORE = [
+    """DELETE FROM events e
+         USING unnest($1::bigint[], $2::bigint[], $3::timestamptz[], $4::text[], $5::text[])
+               AS p (w, pk, t, mid, version)
+        WHERE e.workspace_id = p.w AND e.user_pk = p.pk
+          AND (e.occurred_at, e.message_id) < (p.t, p.mid)""",
+    """DELETE FROM page_views v
+         USING unnest($1::bigint[], $2::bigint[], $3::timestamptz[], $4::text[], $5::text[])
+               AS p (w, pk, t, mid, version)
+        WHERE v.workspace_id = p.w AND v.user_pk = p.pk
+          AND (v.occurred_at, v.message_id) < (p.t, p.mid)""",
+    """DELETE FROM account_users x
+         USING unnest($1::bigint[], $2::bigint[], $3::timestamptz[], $4::text[], $5::text[])
+               AS p (w, pk, t, mid, version)
+        WHERE x.workspace_id = p.w AND x.user_pk = p.pk AND x.version < p.version""",
+    """DELETE FROM audience_memberships x
+         USING unnest($1::bigint[], $2::bigint[], $3::timestamptz[], $4::text[], $5::text[])
+               AS p (w, pk, t, mid, version)
+        WHERE x.workspace_id = p.w AND x.user_pk = p.pk AND x.version < p.version""",
+    """DELETE FROM anonymous_ids x
+         USING unnest($1::bigint[], $2::bigint[], $3::timestamptz[], $4::text[], $5::text[])
+               AS p (w, pk, t, mid, version)
+        WHERE x.workspace_id = p.w AND x.user_pk = p.pk AND x.version < p.version""",
+    # Counters and seen times are what the remaining rows say.
+    """UPDATE users u SET
+              page_views = (SELECT count(*) FROM page_views v
+                             WHERE v.workspace_id = u.workspace_id AND v.user_pk = u.id),
+              first_seen_at = least(
+                  (SELECT min(occurred_at) FROM events e
+                    WHERE e.workspace_id = u.workspace_id AND e.user_pk = u.id),
+                  (SELECT min(occurred_at) FROM page_views v
+                    WHERE v.workspace_id = u.workspace_id AND v.user_pk = u.id)),
+              last_seen_at = greatest(
+                  (SELECT max(occurred_at) FROM events e
+                    WHERE e.workspace_id = u.workspace_id AND e.user_pk = u.id),
+                  (SELECT max(occurred_at) FROM page_views v
+                    WHERE v.workspace_id = u.workspace_id AND v.user_pk = u.id))
+         FROM unnest($1::bigint[], $2::bigint[], $3::timestamptz[], $4::text[], $5::text[])
+              AS p (w, pk, t, mid, version)
+        WHERE u.workspace_id = p.w AND u.id = p.pk""",
 ]
 
 _DELETE = """
@@ -196,15 +248,32 @@ async def save(conn: Conn, users: Sequence[User]) -> None:
         [u.last_seen_at for u in users],
         [u.traits for u in users],
         [u.versions for u in users],
+        [u.touched for u in users],
     )
 
 
-async def map_new_anonymous_ids(conn: Conn, mappings: Sequence[tuple[int, str, int]]) -> bool:
+async def map_new_anonymous_ids(conn: Conn, mappings: Sequence[tuple[int, str, int, str]]) -> bool:
     """Give anonymous ids their first owner; False if another worker got to one first."""
     if not mappings:
         return True
-    status = await conn.execute(_MAP_ANONYMOUS_IDS, *columnar(mappings, 3))
+    status = await conn.execute(_MAP_ANONYMOUS_IDS, *columnar(mappings, 4))
     return int(status.split()[-1]) == len(mappings)
+
+
+async def bump_anonymous_ids(conn: Conn, versions: Sequence[tuple[int, str, str]]) -> None:
+    """Record the newest call that named each (workspace, anonymous id) with its owner."""
+    if versions:
+        await conn.execute(_BUMP_ANONYMOUS_IDS, *columnar(versions, 3))
+
+
+async def forget_before(conn: Conn, cuts: Sequence[tuple[int, int, str]]) -> None:
+    """For each (workspace, user pk, delete version), remove what is older than the delete."""
+    if not cuts:
+        return
+    rows = [(ws, pk, *split_version(version), version) for ws, pk, version in cuts]
+    columns = columnar(rows, 5)
+    for statement in _FORGET_BEFORE:
+        await conn.execute(statement, *columns)
 
 
 async def merge(conn: Conn, merges: Sequence[tuple[int, int, int]]) -> None:
@@ -251,4 +320,5 @@ def _user(row: asyncpg.Record) -> User:
         page_views=row["page_views"],
         first_seen_at=row["first_seen_at"],
         last_seen_at=row["last_seen_at"],
+        touched=row["touched_version"],
     )

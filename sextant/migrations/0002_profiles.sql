@@ -3,7 +3,9 @@
 -- Fields are last-writer-wins by call time; `field_versions` holds, per column and
 -- per trait ("traits.<name>"), the version that wrote it: the call time in fixed-width
 -- ISO form, "|", then the messageId, so that text order is time order with messageId
--- breaking ties.
+-- breaking ties. Other `version` columns hold the newest call that asserted the row;
+-- a delete removes everything older than its own version, so the final rows do not
+-- depend on the order calls arrive in.
 
 -- Workers take user and account ids from the sequence before inserting (BY DEFAULT).
 CREATE TABLE users (
@@ -34,6 +36,7 @@ CREATE TABLE users (
     last_seen_at    timestamptz,
     traits          jsonb NOT NULL DEFAULT '{}',
     field_versions  jsonb NOT NULL DEFAULT '{}',
+    touched_version text NOT NULL DEFAULT '',   -- the newest call applied to this user
     created_at      timestamptz NOT NULL DEFAULT now(),
     updated_at      timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (workspace_id, id),
@@ -44,6 +47,7 @@ CREATE TABLE anonymous_ids (
     workspace_id  bigint NOT NULL,
     anonymous_id  text NOT NULL,
     user_pk       bigint NOT NULL,
+    version       text NOT NULL DEFAULT '',
     PRIMARY KEY (workspace_id, anonymous_id),
     FOREIGN KEY (workspace_id, user_pk) REFERENCES users (workspace_id, id) ON DELETE CASCADE
 );
@@ -76,6 +80,7 @@ CREATE TABLE account_users (
     workspace_id  bigint NOT NULL,
     account_pk    bigint NOT NULL,
     user_pk       bigint NOT NULL,
+    version       text NOT NULL DEFAULT '',
     created_at    timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (workspace_id, account_pk, user_pk),
     FOREIGN KEY (workspace_id, account_pk) REFERENCES accounts (workspace_id, id) ON DELETE CASCADE,
@@ -161,11 +166,13 @@ CREATE TABLE processed_messages (
 CREATE INDEX processed_messages_age ON processed_messages (processed_at);
 
 -- A delete leaves a tombstone per identity: calls older than it cannot bring the user back.
+-- An anonymous id's tombstone remembers whose it was, so newer calls find that user again.
 CREATE TABLE tombstones (
     workspace_id  bigint NOT NULL,
     kind          text NOT NULL CHECK (kind IN ('user_id', 'anonymous_id')),
     identity      text NOT NULL,
     version       text NOT NULL,
+    user_id       text,
     PRIMARY KEY (workspace_id, kind, identity)
 );
 
