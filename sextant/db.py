@@ -23,10 +23,14 @@ async def init_connection(conn: asyncpg.Connection) -> None:
     )
 
 
-async def create_pool(settings: Settings, max_size: int | None = None) -> asyncpg.Pool:
+async def create_pool(
+    settings: Settings, max_size: int | None = None, min_size: int = 1
+) -> asyncpg.Pool:
+    """A pool; with `min_size=0` it opens no connection until one is needed, so a process
+    can start (and report not-ready) while Postgres is down."""
     pool = await asyncpg.create_pool(
         settings.require_database_url(),
-        min_size=1,
+        min_size=min_size,
         max_size=max_size or settings.db_pool_size,
         init=init_connection,
     )

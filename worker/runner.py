@@ -32,6 +32,7 @@ from worker.calls import AnyCall, decode_call
 from worker.dlq import dead_letter
 from worker.health import serving_health
 from worker.metrics import WorkerMetrics
+from worker.readiness import probe_database_forever
 from worker.retention import prune_forever
 
 log = structlog.get_logger()
@@ -142,7 +143,7 @@ class Worker:
                     continue
                 outcome = await self._apply_one_by_one(calls, poison)
             except _UNAVAILABLE as e:
-                self._set_ready(False, str(e))
+                self.set_ready(False, str(e))
                 self.metrics.retries.labels("database_unavailable").inc()
                 await _sleep_or_stop(self.stopping, backoff)
                 backoff = min(backoff * 2, _MAX_BACKOFF)
@@ -151,7 +152,7 @@ class Worker:
                 log.warning("batch_failed_isolating", error=str(e)[:200], calls=len(calls))
                 outcome = await self._apply_one_by_one(calls, poison)
             if outcome is not None:
-                self._set_ready(True)
+                self.set_ready(True)
                 return outcome
         return None
 
@@ -217,7 +218,7 @@ class Worker:
             self.metrics.dropped_attributes.inc(outcome.dropped_attributes)
         log.debug("batch_applied", n=size, ms=round(seconds * 1000, 1))
 
-    def _set_ready(self, ready: bool, reason: str = "") -> None:
+    def set_ready(self, ready: bool, reason: str = "") -> None:
         if ready != self.ready:
             log.warning("database_reachable" if ready else "database_unreachable", error=reason)
         self.ready = ready
@@ -284,7 +285,7 @@ async def worker_resources(
 ) -> AsyncIterator[Worker]:
     """A started worker's pool, consumer and DLQ producer, closed in reverse order."""
     await ensure_topics(settings)
-    pool = await create_pool(settings)
+    pool = await create_pool(settings, min_size=0)  # starts while Postgres is down
     lock = asyncio.Lock()
     metrics = WorkerMetrics()
     consumer = AIOKafkaConsumer(
@@ -318,11 +319,15 @@ async def run_worker(settings: Settings) -> int:
             log.info(
                 "worker_started", topic=settings.kafka_topic, group=settings.kafka_consumer_group
             )
-            pruning = asyncio.create_task(prune_forever(worker.pool))
+            background = [
+                asyncio.create_task(prune_forever(worker.pool)),
+                asyncio.create_task(probe_database_forever(worker.pool, worker.set_ready)),
+            ]
             try:
                 await worker.run()
             finally:
-                pruning.cancel()
+                for task in background:
+                    task.cancel()
     finally:
         signal_task.cancel()
     log.info("worker_stopped")

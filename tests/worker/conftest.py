@@ -5,6 +5,9 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import itertools
+import os
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -84,3 +87,21 @@ async def db(settings: Settings) -> AsyncIterator[asyncpg.Connection]:
     await init_connection(conn)
     yield conn
     await conn.close()
+
+
+def worker_process(settings: Settings, port: int = 0) -> subprocess.Popen[bytes]:
+    """`sextant work` as its own process, configured only through the environment."""
+    env = {
+        **os.environ,
+        "DATABASE_URL": settings.require_database_url(),
+        "KAFKA_BOOTSTRAP_SERVERS": settings.require_kafka(),
+        "KAFKA_TOPIC": settings.kafka_topic,
+        "KAFKA_DLQ_TOPIC": settings.kafka_dlq_topic,
+        "KAFKA_CONSUMER_GROUP": settings.kafka_consumer_group,
+        "KAFKA_TOPIC_PARTITIONS": str(settings.kafka_topic_partitions),
+        "KAFKA_ENABLE_IDEMPOTENCE": "false",
+        "WORKER_PORT": str(port),
+        "WORKER_BATCH_SIZE": "200",
+        "LOG_LEVEL": "warning",
+    }
+    return subprocess.Popen([sys.executable, "-m", "sextant", "work"], env=env)

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import subprocess
-import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 
 import aiohttp
@@ -19,7 +17,7 @@ from sextant.admin import CreatedKey
 from sextant.kafka import make_producer
 from sextant.settings import Settings
 from tests.helpers import basic_auth
-from tests.worker.conftest import stamped
+from tests.worker.conftest import stamped, worker_process
 from worker.dlq import list_dead_letters
 from worker.runner import Worker
 
@@ -86,23 +84,6 @@ async def test_segment_library_calls_land_as_rows_with_two_workers(
     )
     assert errors == []
     assert tuple(user) == ("u1", "peter@initech.com", 1, {"plan": "pro"})
-
-
-def worker_process(settings: Settings) -> subprocess.Popen[bytes]:
-    env = {
-        **os.environ,
-        "DATABASE_URL": settings.require_database_url(),
-        "KAFKA_BOOTSTRAP_SERVERS": settings.require_kafka(),
-        "KAFKA_TOPIC": settings.kafka_topic,
-        "KAFKA_DLQ_TOPIC": settings.kafka_dlq_topic,
-        "KAFKA_CONSUMER_GROUP": settings.kafka_consumer_group,
-        "KAFKA_TOPIC_PARTITIONS": str(settings.kafka_topic_partitions),
-        "KAFKA_ENABLE_IDEMPOTENCE": "false",
-        "WORKER_PORT": "0",
-        "WORKER_BATCH_SIZE": "200",
-        "LOG_LEVEL": "warning",
-    }
-    return subprocess.Popen([sys.executable, "-m", "sextant", "work"], env=env)
 
 
 @pytest.fixture
