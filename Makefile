@@ -9,10 +9,12 @@ STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 DEVENV := [ -n "$$DATABASE_URL" ] || [ ! -f .sextant/dev.env ] || . ./.sextant/dev.env;
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test test-fast lint format migrate key keys revoke clean
+.PHONY: help install run test test-fast lint format migrate key keys revoke clean \
+        status lag dlq dlq-replay replay topics partitions workspace-restore \
+        image compose-up compose-down
 
 help: ## list the targets
-	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-18s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -53,6 +55,50 @@ keys: $(STAMP) ## list a workspace's keys: make keys WORKSPACE=acme
 revoke: $(STAMP) ## revoke a key by its prefix or whole: make revoke KEY=sx_abc123
 	@test -n "$(KEY)" || { echo "usage: make revoke KEY=prefix-or-key"; exit 2; }
 	@$(DEVENV) $(BIN)/sextant key revoke '$(KEY)'
+
+status: $(STAMP) ## can Sextant reach Postgres and Kafka? (exit 1 if not)
+	@$(DEVENV) $(BIN)/sextant status
+
+lag: $(STAMP) ## the workers' consumer-group lag per partition
+	@$(DEVENV) $(BIN)/sextant lag
+
+dlq: $(STAMP) ## list dead-lettered messages with workspace and reason
+	@$(DEVENV) $(BIN)/sextant dlq list
+
+dlq-replay: $(STAMP) ## put dead letters not replayed before back on the topic
+	@$(DEVENV) $(BIN)/sextant dlq replay
+
+# make replay FROM=2026-05-01T00:00Z [TO=...] [DRY_RUN=1]
+# make replay PARTITION=3 FROM_OFFSET=1000 [TO_OFFSET=1999] [DRY_RUN=1]
+replay: $(STAMP) ## re-produce a time or offset range onto the topic (backfill; see RUNBOOK)
+	@test -n "$(FROM)$(FROM_OFFSET)" || { echo "usage: make replay FROM=ISO [TO=ISO] | PARTITION=P FROM_OFFSET=A [TO_OFFSET=B] [DRY_RUN=1]"; exit 2; }
+	@$(DEVENV) $(BIN)/sextant replay $(if $(FROM),--from-time '$(FROM)') \
+	  $(if $(TO),--to-time '$(TO)') $(if $(PARTITION),--partition '$(PARTITION)') \
+	  $(if $(FROM_OFFSET),--from-offset '$(FROM_OFFSET)') \
+	  $(if $(TO_OFFSET),--to-offset '$(TO_OFFSET)') $(if $(DRY_RUN),--dry-run)
+
+topics: $(STAMP) ## partition counts of the call and DLQ topics
+	@$(DEVENV) $(BIN)/sextant topic show
+
+partitions: $(STAMP) ## grow the call topic: make partitions PARTITIONS=24 (Kafka only adds)
+	@test -n "$(PARTITIONS)" || { echo "usage: make partitions PARTITIONS=total"; exit 2; }
+	@$(DEVENV) $(BIN)/sextant topic grow --partitions '$(PARTITIONS)'
+
+workspace-restore: $(STAMP) ## re-create a lost workspace: make workspace-restore WORKSPACE=acme ID=42
+	@[ -n "$(WORKSPACE)" ] && [ -n "$(ID)" ] || { echo "usage: make workspace-restore WORKSPACE=name ID=id"; exit 2; }
+	@$(DEVENV) $(BIN)/sextant workspace restore --id '$(ID)' '$(WORKSPACE)'
+
+IMAGE   ?= sextant:latest
+COMPOSE := docker compose -f deploy/compose.yaml
+
+image: ## build the container image (needs Docker)
+	docker build -f deploy/Dockerfile -t $(IMAGE) .
+
+compose-up: ## Apache Kafka, Postgres, a receiver and three workers in Docker
+	$(COMPOSE) up --build --detach
+
+compose-down: ## stop the compose stack and delete its volumes
+	$(COMPOSE) down --volumes
 
 clean: ## remove .venv and caches
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis .sextant

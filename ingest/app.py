@@ -130,6 +130,7 @@ def _handler(route: str, kind: BodyKind, default_type: str | None) -> Handler:
         parsed = parse_body(body, kind)
         if credential is None:
             credential = await _authorize(receiver, parsed.write_key, request, raw)
+        structlog.contextvars.bind_contextvars(workspace=credential.workspace_id)
         intake = prepare(
             parsed,
             default_type=default_type,
@@ -202,6 +203,9 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         request.match_info.route.resource.canonical if request.match_info.route.resource else "?"
     )
     started = time.perf_counter()
+    # aiohttp serves a keep-alive connection's requests in one task: start each one clean.
+    structlog.contextvars.clear_contextvars()
+    structlog.contextvars.bind_contextvars(route=route)
     try:
         response = await handler(request)
     except RequestRejected as e:
@@ -209,13 +213,12 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     except web.HTTPException as e:
         response = _reply(e.status, {"message": e.reason})
     except Exception:
-        log.exception("request_failed", route=route)
+        log.exception("request_failed")
         response = _reply(500, {"message": "internal error"})
     request.app[METRICS].requests.labels(route, str(response.status)).inc()
     if response.status >= 500:
         log.warning(
             "request_refused",
-            route=route,
             status=response.status,
             ms=round((time.perf_counter() - started) * 1000, 1),
         )

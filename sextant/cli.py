@@ -12,11 +12,13 @@ import dataclasses
 import os
 import sys
 from collections.abc import Awaitable, Callable, Coroutine
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 import asyncpg
 import msgspec
 import structlog
+from aiokafka.errors import KafkaError
 
 from sextant import admin
 from sextant.errors import AdminError, ConfigError, SextantError
@@ -71,6 +73,14 @@ def _parser() -> argparse.ArgumentParser:
     )
     create_ws = command("create", _workspace_create, "create a workspace", workspace)
     create_ws.add_argument("name")
+    restore_ws = command(
+        "restore",
+        _workspace_restore,
+        "re-create a workspace lost from Postgres under the id its calls carry",
+        workspace,
+    )
+    restore_ws.add_argument("--id", type=int, required=True, dest="workspace_id")
+    restore_ws.add_argument("name")
 
     key = commands.add_parser("key", help="API keys").add_subparsers(
         required=True, metavar="ACTION"
@@ -118,7 +128,37 @@ def _parser() -> argparse.ArgumentParser:
     dlq_list.add_argument("--limit", type=int, default=100)
     dlq_list.add_argument("--json", action="store_true")
     command("replay", _dlq_replay, "put dead letters not yet replayed back on the topic", dlq)
+
+    lag = command("lag", _lag, "the workers' consumer-group lag per partition")
+    lag.add_argument("--json", action="store_true")
+    _replay_arguments(command("replay", _replay, "re-produce a range of the topic (backfill)"))
+
+    topic = commands.add_parser("topic", help="the call and DLQ topics").add_subparsers(
+        required=True, metavar="ACTION"
+    )
+    command("show", _topic_show, "partition counts of the call and DLQ topics", topic)
+    grow = command("grow", _topic_grow, "add partitions to the call topic (never removes)", topic)
+    grow.add_argument("--partitions", type=int, required=True, help="the new total")
+    command("status", _status, "can this process reach Postgres and Kafka? (exit 1 if not)")
     return parser
+
+
+def _replay_arguments(replay: argparse.ArgumentParser) -> None:
+    replay.add_argument("--from-time", type=_instant, metavar="ISO", help="inclusive")
+    replay.add_argument("--to-time", type=_instant, metavar="ISO", help="exclusive (default: now)")
+    replay.add_argument("--partition", type=int, metavar="P", help="only this partition")
+    replay.add_argument("--from-offset", type=int, metavar="A", help="inclusive")
+    replay.add_argument("--to-offset", type=int, metavar="B", help="inclusive (default: the end)")
+    replay.add_argument("--dry-run", action="store_true", help="count the records, send none")
+
+
+def _instant(raw: str) -> datetime:
+    """An ISO 8601 time; one without a zone is UTC."""
+    try:
+        moment = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(f"not an ISO 8601 time: {raw!r}") from e
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _run(coro: Coroutine[Any, Any, int]) -> int:
@@ -189,6 +229,20 @@ def _workspace_create(settings: Settings, args: argparse.Namespace) -> int:
         return 0
 
     return _run(_with_conn(settings, create))
+
+
+def _workspace_restore(settings: Settings, args: argparse.Namespace) -> int:
+    from sextant.recovery import restore_workspace
+
+    async def restore(conn: asyncpg.Connection) -> int:
+        await restore_workspace(conn, args.workspace_id, args.name)
+        print(
+            f"workspace {args.name!r} restored with id {args.workspace_id}; create its keys "
+            "again, then `sextant dlq replay` applies its dead-lettered calls"
+        )
+        return 0
+
+    return _run(_with_conn(settings, restore))
 
 
 def _key_create(settings: Settings, args: argparse.Namespace) -> int:
@@ -291,8 +345,12 @@ def _dlq_list(settings: Settings, args: argparse.Namespace) -> int:
         return 0
     if not letters:
         print(f"no dead letters in {settings.kafka_dlq_topic}")
+        return 0
+    print(f"{'dead at':<27}{'workspace':<11}{'source':<36}reason")
     for letter in letters:
-        print(f"{letter.dead_at}  {letter.source:<28} {letter.reason}")
+        # Keys are `workspace:identity`; the identity (a person) is not shown here.
+        workspace = (letter.key or "?").partition(":")[0]
+        print(f"{letter.dead_at:<27}{workspace:<11}{letter.source:<36}{letter.reason}")
     return 0
 
 
@@ -302,6 +360,108 @@ def _dlq_replay(settings: Settings, args: argparse.Namespace) -> int:
     replayed = _run_value(replay_dead_letters(settings))
     print(f"replayed {replayed} dead letter(s) onto {settings.kafka_topic}")
     return 0
+
+
+# --- Kafka operations --------------------------------------------------------------------
+
+
+def _lag(settings: Settings, args: argparse.Namespace) -> int:
+    from worker.lag import consumer_lag
+
+    group = _run_value(_kafka(consumer_lag(settings)))
+    if args.json:
+        body = {
+            "topic": group.topic,
+            "group": group.group,
+            "state": group.state,
+            "members": group.members,
+            "total": group.total,
+            "partitions": [
+                {"partition": p.partition, "committed": p.committed, "end": p.end, "lag": p.lag}
+                for p in group.partitions
+            ],
+        }
+        print(msgspec.json.encode(body).decode())
+        return 0
+    members = "?" if group.members is None else group.members
+    print(f"topic {group.topic}  group {group.group}  ({group.state}, {members} members)")
+    print(f"{'partition':>9} {'committed':>12} {'end':>12} {'lag':>10}")
+    for p in group.partitions:
+        committed = "-" if p.committed is None else str(p.committed)
+        print(f"{p.partition:>9} {committed:>12} {p.end:>12} {p.lag:>10}")
+    print(f"total lag {group.total}")
+    return 0
+
+
+def _replay(settings: Settings, args: argparse.Namespace) -> int:
+    from worker.replay import Span, replay
+    from worker.retention import KEEP_DAYS
+
+    span = Span(args.from_time, args.to_time, args.partition, args.from_offset, args.to_offset)
+    span.check()
+    if span.from_time and span.from_time < datetime.now(UTC) - timedelta(days=KEEP_DAYS - 1):
+        print(
+            f"sextant: note: workers remember messageIds for {KEEP_DAYS} days; calls older "
+            "than that are applied again (fields are unharmed; page_views counts may grow)",
+            file=sys.stderr,
+        )
+    done = _run_value(_kafka(replay(settings, span, dry_run=args.dry_run)))
+    for partition, (start, stop) in sorted(done.ranges.items()):
+        if start < stop:
+            print(f"partition {partition}: offsets {start} to {stop - 1}")
+    verb = "would replay" if args.dry_run else "replayed"
+    print(f"{verb} {done.records} record(s) onto {settings.kafka_topic}")
+    return 0
+
+
+def _topic_show(settings: Settings, args: argparse.Namespace) -> int:
+    from sextant.topics import partition_counts
+
+    for topic, count in _run_value(_kafka(partition_counts(settings))).items():
+        print(f"{topic:<40} {count if count else 'missing'} partition(s)")
+    return 0
+
+
+def _topic_grow(settings: Settings, args: argparse.Namespace) -> int:
+    from sextant.topics import grow_topic
+
+    before = _run_value(_kafka(grow_topic(settings, args.partitions)))
+    print(f"{settings.kafka_topic}: {before} -> {args.partitions} partitions")
+    return 0
+
+
+def _status(settings: Settings, args: argparse.Namespace) -> int:
+    """One line per service; exit 1 if either is unreachable."""
+    from sextant.topics import partition_counts
+
+    async def postgres() -> str:
+        conn = await asyncpg.connect(settings.require_database_url(), timeout=5)
+        try:
+            version = await conn.fetchval("SELECT max(version) FROM schema_migrations")
+            return f"ok, schema version {version}"
+        finally:
+            await conn.close()
+
+    async def kafka() -> str:
+        counts = await asyncio.wait_for(partition_counts(settings), 15)
+        return "ok, " + ", ".join(f"{t} {n} partition(s)" for t, n in counts.items())
+
+    healthy = True
+    for name, check in (("postgres", postgres), ("kafka", kafka)):
+        try:
+            print(f"{name:<9} {_run_value(check())}")
+        except (OSError, TimeoutError, asyncpg.PostgresError, KafkaError) as e:
+            healthy = False
+            print(f"{name:<9} UNREACHABLE: {type(e).__name__}: {e}")
+    return 0 if healthy else 1
+
+
+async def _kafka(coro: Awaitable[T]) -> T:
+    """`coro`, with an unreachable broker reported as one line naming the variable."""
+    try:
+        return await coro
+    except KafkaError as e:
+        raise ConfigError(f"KAFKA_BOOTSTRAP_SERVERS: {type(e).__name__}: {e}") from e
 
 
 T = TypeVar("T")

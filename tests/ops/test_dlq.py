@@ -1,0 +1,120 @@
+"""The DLQ drill of the runbook: a call Postgres refuses is dead-lettered, listed, and
+applied exactly once after an operator fixes the cause and replays it."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import asyncpg
+import msgspec
+import pytest
+from aiokafka import AIOKafkaProducer
+
+from sextant.admin import CreatedKey
+from sextant.kafka import make_producer
+from sextant.settings import Settings
+from tests.ops.conftest import Run
+from tests.worker.conftest import stamped
+from worker.dlq import list_dead_letters
+from worker.runner import Worker
+
+pytestmark = pytest.mark.slow
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 30.0) -> None:
+    """Poll `check` until it holds; fail with the timeout otherwise."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not await check():
+        if asyncio.get_running_loop().time() > deadline:
+            pytest.fail(f"condition not met within {timeout} s")
+        await asyncio.sleep(0.1)
+
+
+@pytest.fixture
+async def producer(settings: Settings) -> AsyncIterator[AIOKafkaProducer]:
+    producer = make_producer(settings)
+    await producer.start()
+    yield producer
+    await producer.stop()
+
+
+async def _events(db: asyncpg.Connection, workspace_id: int) -> int:
+    count = await db.fetchval("SELECT count(*) FROM events WHERE workspace_id = $1", workspace_id)
+    return int(count)
+
+
+async def test_lost_workspace_calls_are_dead_lettered_listed_and_applied_once_after_restore(
+    settings: Settings,
+    db: asyncpg.Connection,
+    workspace: CreatedKey,
+    producer: AIOKafkaProducer,
+    start_worker: Callable[[], Awaitable[Worker]],
+    make: Run,
+) -> None:
+    """A call for a workspace Postgres lacks goes to the DLQ with its reason while the
+    partition moves on; `make dlq` lists it; `make workspace-restore` + `make dlq-replay`
+    apply it once, and a second replay sends nothing."""
+    lost_id = int(await db.fetchval("SELECT coalesce(max(id), 0) + 1000 FROM workspaces"))
+    lost = CreatedKey("lost", "default", "", "", lost_id, 1)
+    orphan = stamped(lost, type="track", userId="u1", event="Order Completed")
+    good = stamped(workspace, type="track", userId="u1", event="Signed Up")
+    for ws, message in ((lost_id, orphan), (workspace.workspace_id, good)):
+        await producer.send_and_wait(
+            settings.kafka_topic, msgspec.json.encode(message), key=f"{ws}:u1".encode()
+        )
+    worker = await start_worker()
+
+    async def dead_lettered() -> bool:
+        return len(await list_dead_letters(settings)) == 1
+
+    await eventually(dead_lettered)
+    assert await _events(db, workspace.workspace_id) == 1  # the partition moved on
+
+    listing = make("dlq")
+    assert listing.returncode == 0, listing.stderr
+    assert f"no workspace {lost_id} in the database" in listing.stdout
+    assert f"{settings.kafka_topic}/" in listing.stdout  # the source partition and offset
+
+    name = f"restored-{uuid.uuid4().hex[:8]}"
+    restored = make("workspace-restore", f"WORKSPACE={name}", f"ID={lost_id}")
+    assert restored.returncode == 0, restored.stderr
+    replayed = make("dlq-replay")
+    assert replayed.returncode == 0, replayed.stderr
+    assert "replayed 1 dead letter" in replayed.stdout
+
+    async def applied() -> bool:
+        return await _events(db, lost_id) == 1
+
+    await eventually(applied)
+    again = make("dlq-replay")
+    assert "replayed 0 dead letter" in again.stdout
+    await asyncio.sleep(1)  # a second application would show by now
+    assert await _events(db, lost_id) == 1
+    assert await db.fetchval("SELECT name FROM workspaces WHERE id = $1", lost_id) == name
+    assert worker.metrics.registry.get_sample_value("sextant_worker_dead_lettered_total") == 1
+    assert (
+        worker.metrics.registry.get_sample_value(
+            "sextant_worker_calls_total", {"type": "track", "outcome": "dead_lettered"}
+        )
+        == 1
+    )
+
+
+async def test_workspace_restore_refuses_an_id_in_use_and_keeps_new_ids_clear(
+    db: asyncpg.Connection, workspace: CreatedKey, make: Run
+) -> None:
+    """Restoring onto a taken id fails and says why; after a restore, new workspaces get
+    ids past the restored one instead of colliding with it."""
+    taken = make("workspace-restore", "WORKSPACE=other", f"ID={workspace.workspace_id}")
+    assert taken.returncode != 0  # make's own 2 for a failed recipe
+    assert f"workspace {workspace.workspace_id} exists already" in taken.stderr
+
+    ahead = int(await db.fetchval("SELECT max(id) + 1 FROM workspaces"))
+    restored = make("workspace-restore", f"WORKSPACE=r-{uuid.uuid4().hex[:8]}", f"ID={ahead}")
+    assert restored.returncode == 0, restored.stderr
+    fresh = await db.fetchval(
+        "INSERT INTO workspaces (name) VALUES ($1) RETURNING id", f"n-{uuid.uuid4().hex[:8]}"
+    )
+    assert fresh > ahead
