@@ -155,7 +155,7 @@ def _replay_arguments(replay: argparse.ArgumentParser) -> None:
 def _instant(raw: str) -> datetime:
     """An ISO 8601 time; one without a zone is UTC."""
     try:
-        moment = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+        moment = datetime.fromisoformat(raw)
     except ValueError as e:
         raise argparse.ArgumentTypeError(f"not an ISO 8601 time: {raw!r}") from e
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
@@ -418,7 +418,7 @@ def _topic_show(settings: Settings, args: argparse.Namespace) -> int:
     from sextant.topics import partition_counts
 
     for topic, count in _run_value(_kafka(partition_counts(settings))).items():
-        print(f"{topic:<40} {count if count else 'missing'} partition(s)")
+        print(f"{topic:<40} " + (f"{count} partition(s)" if count else "missing"))
     return 0
 
 
@@ -437,6 +437,8 @@ def _status(settings: Settings, args: argparse.Namespace) -> int:
     async def postgres() -> str:
         conn = await asyncpg.connect(settings.require_database_url(), timeout=5)
         try:
+            if not await conn.fetchval("SELECT to_regclass('schema_migrations') IS NOT NULL"):
+                return "ok, but not migrated: run `sextant migrate`"
             version = await conn.fetchval("SELECT max(version) FROM schema_migrations")
             return f"ok, schema version {version}"
         finally:

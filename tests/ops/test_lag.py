@@ -21,8 +21,6 @@ from worker.health import serving_health
 from worker.metrics import WorkerMetrics
 from worker.runner import worker_resources
 
-pytestmark = pytest.mark.slow
-
 
 async def _produce(settings: Settings, workspace: CreatedKey, n: int) -> int:
     """`n` page calls for one user, so all on one partition; returns the partition."""
@@ -47,6 +45,7 @@ def _lag(sextant: Run) -> dict[str, object]:
     return decoded
 
 
+@pytest.mark.slow
 async def test_lag_per_partition_from_the_cli_and_the_worker_gauge(
     settings: Settings, workspace: CreatedKey, sextant: Run, http: aiohttp.ClientSession
 ) -> None:
