@@ -31,6 +31,9 @@ async def create_pool(
     pool = await asyncpg.create_pool(
         settings.require_database_url(),
         min_size=min_size,
+        # Statements here take whole batches as arrays: a plan made for the arrays at hand
+        # beats a generic one cached while the tables were small.
+        server_settings={"plan_cache_mode": "force_custom_plan"},
         max_size=max_size or settings.db_pool_size,
         init=init_connection,
     )

@@ -41,7 +41,7 @@ class Settings:
     broker_ack_timeout: float = 3.0
     # Revocation must reach every receiver within 5 s.
     key_refresh_seconds: float = 2.0
-    producer_linger_ms: int = 5
+    producer_linger_ms: int = 1
     db_pool_size: int = 10
     worker_batch_size: int = 1000
     worker_port: int = 8081  # the worker's /healthz, /readyz and /metrics
@@ -92,7 +92,7 @@ class Settings:
             destination_name=read("DESTINATION_NAME", _nonempty, cls.destination_name),
             broker_ack_timeout=read("BROKER_ACK_TIMEOUT", _float_in(0.05, 4.5), 3.0),
             key_refresh_seconds=read("KEY_REFRESH_SECONDS", _float_in(0.05, 4.0), 2.0),
-            producer_linger_ms=read("PRODUCER_LINGER_MS", _int_in(0, 1000), 5),
+            producer_linger_ms=read("PRODUCER_LINGER_MS", _int_in(0, 1000), 1),
             db_pool_size=read("DB_POOL_SIZE", _int_in(1, 1000), 10),
             worker_batch_size=read("WORKER_BATCH_SIZE", _int_in(1, 50_000), 1000),
             worker_port=read("WORKER_PORT", _int_in(0, 65_535), 8081),

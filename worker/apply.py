@@ -14,6 +14,7 @@ what they wrote is removed when they came first, so the rows end the same either
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -93,7 +94,7 @@ def _identities(call: AnyCall) -> list[IdentityKey]:
         keys.append((ws, "user_id", call.user_id))
     if call.anonymous_id:
         keys.append((ws, "anonymous_id", call.anonymous_id))
-    if isinstance(call, Alias) and (previous := identifier(call.previousId)):
+    if type(call) is Alias and (previous := identifier(call.previousId)):
         keys.append((ws, "anonymous_id", previous))
     return keys
 
@@ -185,19 +186,7 @@ class _Batch:
             return "blocked"
         if any(k in self.blocked for k in identities):
             return "blocked"
-        match call:
-            case Identify():
-                self._identify(call)
-            case Track():
-                self._track(call)
-            case Page():  # and Screen, its subclass
-                self._page(call)
-            case Group():
-                self._group(call)
-            case Alias():
-                self._alias(call)
-            case Delete():
-                self._delete(call)
+        _APPLY[type(call)](self, call)
         return "applied"
 
     def _blocks_free_email(self, call: Identify, identities: list[IdentityKey]) -> bool:
@@ -597,6 +586,18 @@ class _Batch:
             conn, [(u.workspace_id, _pk(u), version) for u, version in cuts.items()]
         )
         await users.delete(conn, [(u.workspace_id, _pk(u)) for u, _ in gone])
+
+
+# Dispatch on the exact type: `isinstance` on Struct classes goes the slow ABC way.
+_APPLY: dict[type[Any], Callable[[_Batch, Any], None]] = {
+    Identify: _Batch._identify,
+    Track: _Batch._track,
+    Page: _Batch._page,
+    Screen: _Batch._page,
+    Group: _Batch._group,
+    Alias: _Batch._alias,
+    Delete: _Batch._delete,
+}
 
 
 def _audience_key(call: Identify) -> str | None:

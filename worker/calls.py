@@ -6,6 +6,7 @@ its stamps, so anything that fails here is a poison message for the DLQ.
 
 from __future__ import annotations
 
+import functools
 from datetime import UTC, datetime
 from typing import Any
 
@@ -38,8 +39,11 @@ class Context(msgspec.Struct, frozen=True):
     personas: Personas | None = None
 
 
-class Call(msgspec.Struct, frozen=True, tag_field="type"):
-    """What every call has: identity, time, context, and the receiver's stamps."""
+class Call(msgspec.Struct, frozen=True, tag_field="type", dict=True):
+    """What every call has: identity, time, context, and the receiver's stamps.
+
+    (`dict=True` lets the derived values below be computed once per call.)
+    """
 
     messageId: str
     receivedAt: datetime
@@ -50,11 +54,11 @@ class Call(msgspec.Struct, frozen=True, tag_field="type"):
     originalTimestamp: datetime | None = None
     context: Context | None = None
 
-    @property
+    @functools.cached_property
     def user_id(self) -> str | None:
         return identifier(self.userId)
 
-    @property
+    @functools.cached_property
     def anonymous_id(self) -> str | None:
         return identifier(self.anonymousId)
 
@@ -62,15 +66,15 @@ class Call(msgspec.Struct, frozen=True, tag_field="type"):
     def workspace_id(self) -> int:
         return self.sextant.workspace_id
 
-    @property
+    @functools.cached_property
     def occurred_at(self) -> datetime:
         """Segment's rule: `timestamp`, else `originalTimestamp`, else when we received it."""
         return _utc(self.timestamp or self.originalTimestamp or self.receivedAt)
 
-    @property
+    @functools.cached_property
     def version(self) -> str:
-        """Sortable as text: call time, then messageId to break ties."""
-        return f"{self.occurred_at:%Y-%m-%dT%H:%M:%S.%f}Z|{self.messageId}"
+        """Sortable as text: call time (fixed width, UTC), then messageId to break ties."""
+        return f"{self.occurred_at.isoformat(timespec='microseconds')[:26]}Z|{self.messageId}"
 
 
 class Identify(Call, frozen=True, tag="identify"):

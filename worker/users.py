@@ -176,10 +176,22 @@ _FORGET_BEFORE = [
         WHERE u.workspace_id = p.w AND u.id = p.pk""",
 ]
 
-_DELETE = """
-DELETE FROM users u USING unnest($1::bigint[], $2::bigint[]) AS d (w, id)
- WHERE u.workspace_id = d.w AND u.id = d.id
-"""
+# A user and every row that hangs off it (there are no cascading keys: see 0002).
+_DELETE = [
+    *(
+        f"""DELETE FROM {table} x USING unnest($1::bigint[], $2::bigint[]) AS d (w, id)
+             WHERE x.workspace_id = d.w AND x.user_pk = d.id"""
+        for table in (
+            "events",
+            "page_views",
+            "account_users",
+            "audience_memberships",
+            "anonymous_ids",
+        )
+    ),
+    """DELETE FROM users u USING unnest($1::bigint[], $2::bigint[]) AS d (w, id)
+        WHERE u.workspace_id = d.w AND u.id = d.id""",
+]
 
 _UPSERT_AUDIENCES = """
 INSERT INTO audience_memberships AS am
@@ -283,13 +295,18 @@ async def merge(conn: Conn, merges: Sequence[tuple[int, int, int]]) -> None:
     columns = columnar(merges, 3)
     for statement in _MOVE_CHILDREN:
         await conn.execute(statement, *columns)
-    await conn.execute(_DELETE, columns[0], columns[1])
+    await _delete(conn, columns[0], columns[1])
 
 
 async def delete(conn: Conn, users: Sequence[tuple[int, int]]) -> None:
     """Delete users; their anonymous ids, events, page views and memberships go with them."""
     if users:
-        await conn.execute(_DELETE, *columnar(users, 2))
+        await _delete(conn, *columnar(users, 2))
+
+
+async def _delete(conn: Conn, workspace_ids: list[int], pks: list[int]) -> None:
+    for statement in _DELETE:
+        await conn.execute(statement, workspace_ids, pks)
 
 
 async def save_memberships(conn: Conn, memberships: Sequence[Membership]) -> None:

@@ -3,7 +3,13 @@
 -- Fields are last-writer-wins by call time; `field_versions` holds, per column and
 -- per trait ("traits.<name>"), the version that wrote it: the call time in fixed-width
 -- ISO form, "|", then the messageId, so that text order is time order with messageId
--- breaking ties. Other `version` columns hold the newest call that asserted the row;
+-- breaking ties.
+--
+-- The tables hanging off users carry no foreign keys: a key check per inserted row
+-- costs more than the insert, and a check planned while a table was small scans it.
+-- The worker is their only writer; it moves and deletes them with their user.
+--
+-- Other `version` columns hold the newest call that asserted the row;
 -- a delete removes everything older than its own version, so the final rows do not
 -- depend on the order calls arrive in.
 
@@ -48,8 +54,7 @@ CREATE TABLE anonymous_ids (
     anonymous_id  text NOT NULL,
     user_pk       bigint NOT NULL,
     version       text NOT NULL DEFAULT '',
-    PRIMARY KEY (workspace_id, anonymous_id),
-    FOREIGN KEY (workspace_id, user_pk) REFERENCES users (workspace_id, id) ON DELETE CASCADE
+    PRIMARY KEY (workspace_id, anonymous_id)
 );
 CREATE INDEX anonymous_ids_user ON anonymous_ids (workspace_id, user_pk);
 
@@ -82,9 +87,7 @@ CREATE TABLE account_users (
     user_pk       bigint NOT NULL,
     version       text NOT NULL DEFAULT '',
     created_at    timestamptz NOT NULL DEFAULT now(),
-    PRIMARY KEY (workspace_id, account_pk, user_pk),
-    FOREIGN KEY (workspace_id, account_pk) REFERENCES accounts (workspace_id, id) ON DELETE CASCADE,
-    FOREIGN KEY (workspace_id, user_pk) REFERENCES users (workspace_id, id) ON DELETE CASCADE
+    PRIMARY KEY (workspace_id, account_pk, user_pk)
 );
 CREATE INDEX account_users_user ON account_users (workspace_id, user_pk);
 
@@ -98,8 +101,7 @@ CREATE TABLE events (
     occurred_at   timestamptz NOT NULL,
     received_at   timestamptz NOT NULL,
     PRIMARY KEY (workspace_id, id),
-    UNIQUE (workspace_id, message_id),
-    FOREIGN KEY (workspace_id, user_pk) REFERENCES users (workspace_id, id) ON DELETE CASCADE
+    UNIQUE (workspace_id, message_id)
 );
 CREATE INDEX events_user ON events (workspace_id, user_pk, occurred_at);
 
@@ -119,8 +121,7 @@ CREATE TABLE page_views (
     occurred_at   timestamptz NOT NULL,
     received_at   timestamptz NOT NULL,
     PRIMARY KEY (workspace_id, id),
-    UNIQUE (workspace_id, message_id),
-    FOREIGN KEY (workspace_id, user_pk) REFERENCES users (workspace_id, id) ON DELETE CASCADE
+    UNIQUE (workspace_id, message_id)
 );
 CREATE INDEX page_views_user ON page_views (workspace_id, user_pk, occurred_at);
 
@@ -152,8 +153,7 @@ CREATE TABLE audience_memberships (
     space_id           text,
     version            text NOT NULL,
     updated_at         timestamptz NOT NULL,
-    PRIMARY KEY (workspace_id, user_pk, audience_key),
-    FOREIGN KEY (workspace_id, user_pk) REFERENCES users (workspace_id, id) ON DELETE CASCADE
+    PRIMARY KEY (workspace_id, user_pk, audience_key)
 );
 
 -- Each messageId is applied at most once per workspace; rows are kept at least 7 days.
