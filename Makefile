@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 DEVENV := [ -n "$$DATABASE_URL" ] || [ ! -f .sextant/dev.env ] || . ./.sextant/dev.env;
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test test-fast lint format migrate key keys revoke clean \
+.PHONY: help install run test test-fast lint format migrate key keys revoke clean bench \
         status lag dlq dlq-replay replay topics partitions workspace-restore \
         image compose-up compose-down
 
@@ -102,3 +102,7 @@ compose-down: ## stop the compose stack and delete its volumes
 
 clean: ## remove .venv and caches
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis .sextant
+
+bench: $(STAMP) ## throughput, lag and memory in one run (about 8 minutes; BENCH_SOAK_SECONDS=300)
+	@command -v wrk >/dev/null || { command -v apt-get >/dev/null && (apt-get install -y -qq wrk >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq wrk)); }
+	$(BIN)/python -m sextant.bench

@@ -63,6 +63,7 @@ class Publisher:
                     acks = await self._send_batches(records)
                 await asyncio.gather(*acks)
         except (TimeoutError, KafkaError) as e:
+            log.warning("publish_failed", error=repr(e), calls=len(records))
             self._set_broker_ok(False)
             raise Unavailable("the broker did not acknowledge in time; retry later") from e
         self._metrics.broker_ack_seconds.observe(time.perf_counter() - started)

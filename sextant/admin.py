@@ -7,8 +7,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime
 
-import asyncpg
-
+from sextant.db import Conn
 from sextant.errors import AdminError
 
 KEY_PREFIX_LENGTH = 12  # "sx_" and 9 random characters: enough to name a key, useless to use it
@@ -42,7 +41,7 @@ class KeyInfo:
     revoked_at: datetime | None
 
 
-async def create_workspace(conn: asyncpg.Connection, name: str) -> int:
+async def create_workspace(conn: Conn, name: str) -> int:
     """Create the workspace `name`, or fail if it exists."""
     workspace_id = await conn.fetchval(
         "INSERT INTO workspaces (name) VALUES ($1) ON CONFLICT (name) DO NOTHING RETURNING id", name
@@ -53,7 +52,7 @@ async def create_workspace(conn: asyncpg.Connection, name: str) -> int:
 
 
 async def create_key(
-    conn: asyncpg.Connection,
+    conn: Conn,
     workspace: str,
     connector: str = DEFAULT_CONNECTOR,
     *,
@@ -101,7 +100,7 @@ async def create_key(
     )
 
 
-async def list_keys(conn: asyncpg.Connection, workspace: str) -> list[KeyInfo]:
+async def list_keys(conn: Conn, workspace: str) -> list[KeyInfo]:
     rows = await conn.fetch(
         """SELECT k.key_prefix, c.name AS connector, k.created_at, k.revoked_at
              FROM api_keys k
@@ -116,7 +115,7 @@ async def list_keys(conn: asyncpg.Connection, workspace: str) -> list[KeyInfo]:
     return [KeyInfo(**dict(r)) for r in rows]
 
 
-async def revoke_key(conn: asyncpg.Connection, key_or_prefix: str) -> str:
+async def revoke_key(conn: Conn, key_or_prefix: str) -> str:
     """Revoke one key, named whole or by its prefix; returns the prefix."""
     if len(key_or_prefix) > KEY_PREFIX_LENGTH:
         where, arg = "key_hash = $1", hash_key(key_or_prefix)

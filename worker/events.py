@@ -10,19 +10,22 @@ from typing import Any
 from sextant.db import Conn
 from worker.model import User
 
+# Rows travel as one JSON document (see users.py for why).
 _INSERT_EVENTS = """
 INSERT INTO events (workspace_id, message_id, user_pk, name, properties, occurred_at, received_at)
-SELECT * FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::text[], $5::jsonb[],
-                     $6::timestamptz[], $7::timestamptz[])
+SELECT * FROM jsonb_to_recordset($1::jsonb) AS r (
+       workspace_id bigint, message_id text, user_pk bigint, name text, properties jsonb,
+       occurred_at timestamptz, received_at timestamptz)
 ON CONFLICT (workspace_id, message_id) DO NOTHING
 """
 
 _INSERT_PAGE_VIEWS = """
 INSERT INTO page_views (workspace_id, message_id, user_pk, kind, name, category, url, path,
                         title, referrer, properties, occurred_at, received_at)
-SELECT * FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[],
-                     $7::text[], $8::text[], $9::text[], $10::text[], $11::jsonb[],
-                     $12::timestamptz[], $13::timestamptz[])
+SELECT * FROM jsonb_to_recordset($1::jsonb) AS r (
+       workspace_id bigint, message_id text, user_pk bigint, kind text, name text,
+       category text, url text, path text, title text, referrer text, properties jsonb,
+       occurred_at timestamptz, received_at timestamptz)
 ON CONFLICT (workspace_id, message_id) DO NOTHING
 """
 
@@ -66,39 +69,47 @@ class PageView:
 
 
 async def insert_events(conn: Conn, events: Sequence[Event]) -> None:
-    if not events:
-        return
-    await conn.execute(
-        _INSERT_EVENTS,
-        [e.workspace_id for e in events],
-        [e.message_id for e in events],
-        [e.user.final().pk for e in events],
-        [e.name for e in events],
-        [e.properties for e in events],
-        [e.occurred_at for e in events],
-        [e.received_at for e in events],
-    )
+    if events:
+        await conn.execute(
+            _INSERT_EVENTS,
+            [
+                {
+                    "workspace_id": e.workspace_id,
+                    "message_id": e.message_id,
+                    "user_pk": e.user.final().pk,
+                    "name": e.name,
+                    "properties": e.properties,
+                    "occurred_at": e.occurred_at,
+                    "received_at": e.received_at,
+                }
+                for e in events
+            ],
+        )
 
 
 async def insert_page_views(conn: Conn, views: Sequence[PageView]) -> None:
-    if not views:
-        return
-    await conn.execute(
-        _INSERT_PAGE_VIEWS,
-        [v.workspace_id for v in views],
-        [v.message_id for v in views],
-        [v.user.final().pk for v in views],
-        [v.kind for v in views],
-        [v.name for v in views],
-        [v.category for v in views],
-        [v.url for v in views],
-        [v.path for v in views],
-        [v.title for v in views],
-        [v.referrer for v in views],
-        [v.properties for v in views],
-        [v.occurred_at for v in views],
-        [v.received_at for v in views],
-    )
+    if views:
+        await conn.execute(
+            _INSERT_PAGE_VIEWS,
+            [
+                {
+                    "workspace_id": v.workspace_id,
+                    "message_id": v.message_id,
+                    "user_pk": v.user.final().pk,
+                    "kind": v.kind,
+                    "name": v.name,
+                    "category": v.category,
+                    "url": v.url,
+                    "path": v.path,
+                    "title": v.title,
+                    "referrer": v.referrer,
+                    "properties": v.properties,
+                    "occurred_at": v.occurred_at,
+                    "received_at": v.received_at,
+                }
+                for v in views
+            ],
+        )
 
 
 async def save_definitions(

@@ -18,9 +18,10 @@ class Tombstone:
     user_id: str | None  # whose the identity was, for an anonymous id
 
 
+# One JSON array of [workspace, messageId] pairs (see users.py for why not arrays).
 _CLAIM = """
 INSERT INTO processed_messages (workspace_id, message_id)
-SELECT * FROM unnest($1::bigint[], $2::text[])
+SELECT (k ->> 0)::bigint, k ->> 1 FROM jsonb_array_elements($1::jsonb) AS k
 ON CONFLICT DO NOTHING
 RETURNING workspace_id, message_id
 """
@@ -84,7 +85,7 @@ DELETE FROM processed_messages
 async def claim(conn: Conn, messages: Iterable[tuple[int, str]]) -> set[tuple[int, str]]:
     """Record messageIds as applied; returns those not applied before."""
     keys = sorted(set(messages))  # one lock order for every batch
-    rows = await conn.fetch(_CLAIM, *columnar(keys, 2))
+    rows = await conn.fetch(_CLAIM, keys)
     return {(r["workspace_id"], r["message_id"]) for r in rows}
 
 

@@ -45,13 +45,13 @@ SELECT id, workspace_id, user_id, {_SELECT_COLUMNS}, page_views, first_seen_at, 
  WHERE (workspace_id, id) IN (
         SELECT u.workspace_id, u.id
           FROM users u
-          JOIN unnest($1::bigint[], $2::text[]) AS k (w, uid)
-            ON u.workspace_id = k.w AND u.user_id = k.uid
+          JOIN jsonb_array_elements($1::jsonb) AS k
+            ON u.workspace_id = (k ->> 0)::bigint AND u.user_id = k ->> 1
         UNION
         SELECT a.workspace_id, a.user_pk
           FROM anonymous_ids a
-          JOIN unnest($3::bigint[], $4::text[]) AS k (w, aid)
-            ON a.workspace_id = k.w AND a.anonymous_id = k.aid)
+          JOIN jsonb_array_elements($2::jsonb) AS k
+            ON a.workspace_id = (k ->> 0)::bigint AND a.anonymous_id = k ->> 1)
  ORDER BY workspace_id, id
    FOR UPDATE
 """
@@ -65,14 +65,18 @@ SELECT a.workspace_id, a.anonymous_id, a.user_pk
 
 _NEW_IDS = "SELECT nextval(pg_get_serial_sequence('users', 'id')) FROM generate_series(1, $1)"
 
+# Rows travel as one JSON document: asyncpg checks every element of every array
+# parameter in Python, which cost more than the whole statement on the server.
 _UPSERT = f"""
 INSERT INTO users (id, workspace_id, user_id, {_SELECT_COLUMNS}, page_views, first_seen_at,
                    last_seen_at, traits, field_versions, touched_version)
-SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[],
-                     {", ".join(f"${i}::text[]" for i in range(4, 4 + len(COLUMNS)))},
-                     ${4 + len(COLUMNS)}::bigint[], ${5 + len(COLUMNS)}::timestamptz[],
-                     ${6 + len(COLUMNS)}::timestamptz[], ${7 + len(COLUMNS)}::jsonb[],
-                     ${8 + len(COLUMNS)}::jsonb[], ${9 + len(COLUMNS)}::text[])
+SELECT id, workspace_id, user_id, {_SELECT_COLUMNS}, page_views, first_seen_at,
+       last_seen_at, traits, field_versions, touched_version
+  FROM jsonb_to_recordset($1::jsonb) AS r (
+       id bigint, workspace_id bigint, user_id text,
+       {", ".join(f"{c} text" for c in COLUMNS)},
+       page_views bigint, first_seen_at timestamptz, last_seen_at timestamptz,
+       traits jsonb, field_versions jsonb, touched_version text)
 ON CONFLICT (workspace_id, id) DO UPDATE SET
     user_id = EXCLUDED.user_id,
     {", ".join(f"{c} = EXCLUDED.{c}" for c in COLUMNS)},
@@ -223,11 +227,11 @@ class Membership:
 
 async def lock(
     conn: Conn,
-    user_ids: Iterable[tuple[int, str]],
-    anonymous_ids: Iterable[tuple[int, str]],
+    user_ids: Sequence[tuple[int, str]],
+    anonymous_ids: Sequence[tuple[int, str]],
 ) -> list[User]:
-    (uw, uid), (aw, aid) = columnar(user_ids, 2), columnar(anonymous_ids, 2)
-    rows = await conn.fetch(_LOCK_USERS, uw, uid, aw, aid)
+    """Lock the users named by (workspace, userId) or by (workspace, anonymous id)."""
+    rows = await conn.fetch(_LOCK_USERS, list(user_ids), list(anonymous_ids))
     return [_user(r) for r in rows]
 
 
@@ -249,19 +253,22 @@ async def assign_ids(conn: Conn, users: Sequence[User]) -> None:
 async def save(conn: Conn, users: Sequence[User]) -> None:
     if not users:
         return
-    await conn.execute(
-        _UPSERT,
-        [u.pk for u in users],
-        [u.workspace_id for u in users],
-        [u.user_id for u in users],
-        *([u.columns.get(c) for u in users] for c in COLUMNS),
-        [u.page_views for u in users],
-        [u.first_seen_at for u in users],
-        [u.last_seen_at for u in users],
-        [u.traits for u in users],
-        [u.versions for u in users],
-        [u.touched for u in users],
-    )
+    rows = [
+        {
+            **u.columns,
+            "id": u.pk,
+            "workspace_id": u.workspace_id,
+            "user_id": u.user_id,
+            "page_views": u.page_views,
+            "first_seen_at": u.first_seen_at,
+            "last_seen_at": u.last_seen_at,
+            "traits": u.traits,
+            "field_versions": u.versions,
+            "touched_version": u.touched,
+        }
+        for u in users
+    ]
+    await conn.execute(_UPSERT, rows)
 
 
 async def map_new_anonymous_ids(conn: Conn, mappings: Sequence[tuple[int, str, int, str]]) -> bool:
