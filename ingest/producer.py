@@ -8,7 +8,7 @@ import time
 from typing import Any
 
 import structlog
-from aiokafka.errors import KafkaError
+from aiokafka.errors import KafkaError, KafkaTimeoutError
 from aiokafka.partitioner import DefaultPartitioner
 from aiokafka.producer.message_accumulator import BatchBuilder
 
@@ -92,10 +92,17 @@ class Publisher:
 
     async def _send(self, builder: BatchBuilder, partition: int) -> asyncio.Future[Any]:
         builder.close()
-        ack: asyncio.Future[Any] = await self._producer.send_batch(
-            builder, self._topic, partition=partition
-        )
-        return ack
+        while True:
+            try:
+                ack: asyncio.Future[Any] = await self._producer.send_batch(
+                    builder, self._topic, partition=partition
+                )
+                return ack
+            except KafkaTimeoutError:
+                # aiokafka's add_batch takes the whole elapsed time off its wait on every
+                # turn of its loop, so under contention it gives up within milliseconds.
+                # The batch was not queued; queue it again until our own deadline.
+                await asyncio.sleep(0.001)
 
     async def probe_forever(self) -> None:
         """Readiness follows whether the broker answers a metadata request."""

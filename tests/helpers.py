@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import os
+from collections.abc import Awaitable, Callable
 
+import pytest
 from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import ConsumerRecord
 
@@ -41,3 +44,28 @@ async def read_topic(
 def basic_auth(key: str) -> dict[str, str]:
     """`Authorization: Basic base64(key + ":")`, as Segment sends it."""
     return {"Authorization": "Basic " + base64.b64encode(f"{key}:".encode()).decode()}
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 60.0) -> None:
+    """Poll `check` until it holds; fail with the timeout otherwise."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not await check():
+        if asyncio.get_running_loop().time() > deadline:
+            pytest.fail(f"condition not met within {timeout} s")
+        await asyncio.sleep(0.1)
+
+
+def service_env(settings: Settings, **extra: str) -> dict[str, str]:
+    """The environment an operator would set to reach this test's services and topics."""
+    return {
+        **os.environ,
+        "DATABASE_URL": settings.require_database_url(),
+        "KAFKA_BOOTSTRAP_SERVERS": settings.require_kafka(),
+        "KAFKA_TOPIC": settings.kafka_topic,
+        "KAFKA_DLQ_TOPIC": settings.kafka_dlq_topic,
+        "KAFKA_CONSUMER_GROUP": settings.kafka_consumer_group,
+        "KAFKA_TOPIC_PARTITIONS": str(settings.kafka_topic_partitions),
+        "KAFKA_ENABLE_IDEMPOTENCE": "false",
+        "LOG_LEVEL": "warning",
+        **extra,
+    }

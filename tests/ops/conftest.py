@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from collections.abc import Callable
@@ -11,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from sextant.settings import Settings
+from tests.helpers import service_env
 from tests.worker.conftest import start_worker  # noqa: F401 - in-process workers here too
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -19,21 +19,6 @@ ROOT = Path(__file__).resolve().parents[2]
 MAKE_VARS = ("STAMP=", f"BIN={Path(sys.executable).parent}")
 
 Run = Callable[..., subprocess.CompletedProcess[str]]
-
-
-def service_env(settings: Settings) -> dict[str, str]:
-    """The environment an operator would set to reach this test's services and topics."""
-    return {
-        **os.environ,
-        "DATABASE_URL": settings.require_database_url(),
-        "KAFKA_BOOTSTRAP_SERVERS": settings.require_kafka(),
-        "KAFKA_TOPIC": settings.kafka_topic,
-        "KAFKA_DLQ_TOPIC": settings.kafka_dlq_topic,
-        "KAFKA_CONSUMER_GROUP": settings.kafka_consumer_group,
-        "KAFKA_TOPIC_PARTITIONS": str(settings.kafka_topic_partitions),
-        "KAFKA_ENABLE_IDEMPOTENCE": "false",
-        "LOG_LEVEL": "warning",
-    }
 
 
 @pytest.fixture

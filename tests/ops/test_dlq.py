@@ -15,21 +15,13 @@ from aiokafka import AIOKafkaProducer
 from sextant.admin import CreatedKey
 from sextant.kafka import make_producer
 from sextant.settings import Settings
+from tests.helpers import eventually
 from tests.ops.conftest import Run
 from tests.worker.conftest import stamped
 from worker.dlq import list_dead_letters
 from worker.runner import Worker
 
 pytestmark = pytest.mark.slow
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 30.0) -> None:
-    """Poll `check` until it holds; fail with the timeout otherwise."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not await check():
-        if asyncio.get_running_loop().time() > deadline:
-            pytest.fail(f"condition not met within {timeout} s")
-        await asyncio.sleep(0.1)
 
 
 @pytest.fixture

@@ -20,8 +20,7 @@ from structlog.testing import capture_logs
 from sextant.admin import CreatedKey
 from sextant.kafka import ensure_topics, make_producer
 from sextant.settings import Settings
-from tests.helpers import basic_auth
-from tests.ops.conftest import service_env
+from tests.helpers import basic_auth, service_env
 from tests.worker.conftest import stamped
 
 PERSON = "jane.doe@example.com"  # personal data: must not reach the logs

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import itertools
-import os
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -18,6 +17,7 @@ import pytest
 from sextant.admin import CreatedKey
 from sextant.db import create_pool, init_connection
 from sextant.settings import Settings
+from tests.helpers import service_env
 from worker.apply import Outcome, apply_calls
 from worker.calls import AnyCall, decode_call
 from worker.runner import Worker, worker_resources
@@ -91,17 +91,5 @@ async def db(settings: Settings) -> AsyncIterator[asyncpg.Connection]:
 
 def worker_process(settings: Settings, port: int = 0) -> subprocess.Popen[bytes]:
     """`sextant work` as its own process, configured only through the environment."""
-    env = {
-        **os.environ,
-        "DATABASE_URL": settings.require_database_url(),
-        "KAFKA_BOOTSTRAP_SERVERS": settings.require_kafka(),
-        "KAFKA_TOPIC": settings.kafka_topic,
-        "KAFKA_DLQ_TOPIC": settings.kafka_dlq_topic,
-        "KAFKA_CONSUMER_GROUP": settings.kafka_consumer_group,
-        "KAFKA_TOPIC_PARTITIONS": str(settings.kafka_topic_partitions),
-        "KAFKA_ENABLE_IDEMPOTENCE": "false",
-        "WORKER_PORT": str(port),
-        "WORKER_BATCH_SIZE": "200",
-        "LOG_LEVEL": "warning",
-    }
+    env = service_env(settings, WORKER_PORT=str(port), WORKER_BATCH_SIZE="200")
     return subprocess.Popen([sys.executable, "-m", "sextant", "work"], env=env)

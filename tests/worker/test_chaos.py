@@ -23,7 +23,7 @@ from sextant.db import create_pool
 from sextant.devstack import EmbeddedPostgres, free_port
 from sextant.migrate import migrate
 from sextant.settings import Settings
-from tests.helpers import basic_auth
+from tests.helpers import basic_auth, eventually
 from tests.worker.conftest import worker_process
 from tests.worker.dumps import dump, visible
 from tests.worker.test_order_independence import OWNER, USERS, stamp
@@ -213,11 +213,3 @@ async def outage(
         assert await committed(settings) == before
     finally:
         postgres.resume()
-
-
-async def eventually(check: Any, timeout: float) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not await check():
-        if asyncio.get_running_loop().time() > deadline:
-            pytest.fail(f"condition not met within {timeout} s")
-        await asyncio.sleep(0.25)

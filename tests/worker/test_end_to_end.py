@@ -16,21 +16,12 @@ from segment.analytics.client import Client
 from sextant.admin import CreatedKey
 from sextant.kafka import make_producer
 from sextant.settings import Settings
-from tests.helpers import basic_auth
+from tests.helpers import basic_auth, eventually
 from tests.worker.conftest import stamped, worker_process
 from worker.dlq import list_dead_letters
 from worker.runner import Worker
 
 pytestmark = pytest.mark.slow
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 60.0) -> None:
-    """Poll `check` until it holds; fail with the timeout otherwise."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not await check():
-        if asyncio.get_running_loop().time() > deadline:
-            pytest.fail(f"condition not met within {timeout} s")
-        await asyncio.sleep(0.2)
 
 
 async def test_segment_library_calls_land_as_rows_with_two_workers(
