@@ -286,9 +286,11 @@ async def applied(pool: asyncpg.Pool, workspace_id: int) -> int:
     )
 
 
-async def bench_end_to_end(settings: Settings, workers: int) -> float:
-    """Calls/s from the first request to the last call applied, with `workers` workers."""
-    topic = f"bench.e2e{workers}.{uuid.uuid4().hex[:6]}"
+async def _fresh_run(
+    settings: Settings, name: str
+) -> tuple[Settings, asyncpg.Pool, admin.CreatedKey]:
+    """Topics and a consumer group of their own, a pool, and a workspace with a key."""
+    topic = f"bench.{name}.{uuid.uuid4().hex[:6]}"
     run = dataclasses.replace(
         settings,
         kafka_topic=topic,
@@ -297,7 +299,13 @@ async def bench_end_to_end(settings: Settings, workers: int) -> float:
     )
     pool = await create_pool(run, max_size=2)
     async with pool.acquire() as conn:
-        ws = await admin.create_key(conn, f"e2e-{uuid.uuid4().hex[:8]}")
+        ws = await admin.create_key(conn, f"{name}-{uuid.uuid4().hex[:8]}")
+    return run, pool, ws
+
+
+async def bench_end_to_end(settings: Settings, workers: int) -> float:
+    """Calls/s from the first request to the last call applied, with `workers` workers."""
+    run, pool, ws = await _fresh_run(settings, f"e2e{workers}")
     rng = random.Random(3)
     calls = [realistic_call(rng, i) for i in range(E2E_CALLS)]
     bodies = [batch_body(calls[i : i + 100]) for i in range(0, len(calls), 100)]
@@ -335,16 +343,7 @@ def _workers(settings: Settings, count: int) -> Iterator[list[subprocess.Popen[b
 
 async def bench_steady(settings: Settings, rate: int, seconds: float) -> dict[str, float]:
     """Send `rate` calls/s for `seconds` to one receiver and two workers: lag and memory."""
-    topic = f"bench.steady.{uuid.uuid4().hex[:6]}"
-    run = dataclasses.replace(
-        settings,
-        kafka_topic=topic,
-        kafka_dlq_topic=f"{topic}.dlq",
-        kafka_consumer_group=f"{topic}.g",
-    )
-    pool = await create_pool(run, max_size=2)
-    async with pool.acquire() as conn:
-        ws = await admin.create_key(conn, f"steady-{uuid.uuid4().hex[:8]}")
+    run, pool, ws = await _fresh_run(settings, "steady")
     rng = random.Random(4)
     port = free_port()
     sent_at: dict[str, float] = {}

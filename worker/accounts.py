@@ -8,6 +8,7 @@ from typing import Final
 from sextant.db import Conn
 from worker.columnar import columnar
 from worker.model import Account
+from worker.sequences import assign_from_sequence
 
 COLUMNS: Final = (
     "name",
@@ -35,8 +36,6 @@ SELECT a.id, a.workspace_id, a.group_id, {", ".join(f"a.{c}" for c in COLUMNS)},
  ORDER BY a.workspace_id, a.id
    FOR UPDATE OF a
 """
-
-_NEW_IDS = "SELECT nextval(pg_get_serial_sequence('accounts', 'id')) FROM generate_series(1, $1)"
 
 _UPSERT = f"""
 INSERT INTO accounts (id, workspace_id, group_id, {_SELECT_COLUMNS}, traits, field_versions)
@@ -74,10 +73,7 @@ async def lock(conn: Conn, group_ids: Iterable[tuple[int, str]]) -> list[Account
 
 
 async def assign_ids(conn: Conn, accounts: Sequence[Account]) -> None:
-    if accounts:
-        ids = await conn.fetch(_NEW_IDS, len(accounts))
-        for account, row in zip(accounts, ids, strict=True):
-            account.pk = row[0]
+    await assign_from_sequence(conn, "accounts", accounts)
 
 
 async def save(conn: Conn, accounts: Sequence[Account]) -> None:
