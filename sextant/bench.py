@@ -286,17 +286,22 @@ async def applied(pool: asyncpg.Pool, workspace_id: int) -> int:
     )
 
 
-async def _fresh_run(
-    settings: Settings, name: str
-) -> tuple[Settings, asyncpg.Pool, admin.CreatedKey]:
-    """Topics and a consumer group of their own, a pool, and a workspace with a key."""
+def _own_topics(settings: Settings, name: str) -> Settings:
+    """Topics and a consumer group no other run shares."""
     topic = f"bench.{name}.{uuid.uuid4().hex[:6]}"
-    run = dataclasses.replace(
+    return dataclasses.replace(
         settings,
         kafka_topic=topic,
         kafka_dlq_topic=f"{topic}.dlq",
         kafka_consumer_group=f"{topic}.g",
     )
+
+
+async def _fresh_run(
+    settings: Settings, name: str
+) -> tuple[Settings, asyncpg.Pool, admin.CreatedKey]:
+    """Topics and a consumer group of their own, a pool, and a workspace with a key."""
+    run = _own_topics(settings, name)
     pool = await create_pool(run, max_size=2)
     async with pool.acquire() as conn:
         ws = await admin.create_key(conn, f"{name}-{uuid.uuid4().hex[:8]}")
@@ -471,13 +476,7 @@ def phase(base: Settings, name: str) -> Iterator[tuple[Settings, str]]:
     """Services for one phase, and a key: embedded ones are started afresh for each phase,
     so that what one phase left in the in-memory broker cannot slow the next."""
     with embedded_services(base) as services:
-        topic = f"bench.{name}.{uuid.uuid4().hex[:6]}"
-        settings = dataclasses.replace(
-            services,
-            kafka_topic=topic,
-            kafka_dlq_topic=f"{topic}.dlq",
-            kafka_consumer_group=f"{topic}.g",
-        )
+        settings = _own_topics(services, name)
         yield settings, asyncio.run(prepare(settings))
 
 

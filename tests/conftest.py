@@ -16,10 +16,12 @@ from pathlib import Path
 import aiohttp
 import asyncpg
 import pytest
+from aiokafka import AIOKafkaProducer
 
 from ingest.app import running
 from sextant import admin
 from sextant.devstack import EmbeddedBroker, embedded_services, free_port
+from sextant.kafka import make_producer
 from sextant.migrate import migrate
 from sextant.settings import Settings
 
@@ -88,3 +90,12 @@ def private_broker(tmp_path: Path) -> Iterator[EmbeddedBroker]:
     broker.start()
     yield broker
     broker.stop()
+
+
+@pytest.fixture
+async def producer(settings: Settings) -> AsyncIterator[AIOKafkaProducer]:
+    """A producer on the test's broker, for writing records the receiver would not."""
+    producer = make_producer(settings)
+    await producer.start()
+    yield producer
+    await producer.stop()

@@ -133,24 +133,26 @@ class _Batch:
         identity_keys = {k for c in calls for k in _identities(c)}
         tombstones = await ledger.tombstones(conn, identity_keys)
         # An anonymous id of a deleted user leads back to that userId (see `_user_for`).
-        identity_keys |= {
+        owners = {
             (ws, "user_id", t.user_id)
             for (ws, kind, _), t in tombstones.items()
             if kind == "anonymous_id" and t.user_id
-        }
+        } - identity_keys
+        if owners:
+            tombstones |= await ledger.tombstones(conn, owners)
+            identity_keys |= owners
         user_ids = sorted((w, i) for w, kind, i in identity_keys if kind == "user_id")
         anonymous_ids = sorted((w, i) for w, kind, i in identity_keys if kind == "anonymous_id")
         group_ids = sorted(
-            {(c.workspace_id, str(identifier(c.groupId))) for c in calls if isinstance(c, Group)}
+            {(c.workspace_id, str(identifier(c.groupId))) for c in calls if type(c) is Group}
         )
         batch = cls(
             outcome=outcome,
             definitions=await definitions.load(conn, _scopes(calls)),
-            tombstones=tombstones
-            | await ledger.tombstones(conn, identity_keys - tombstones.keys()),
+            tombstones=tombstones,
             blocked=await ledger.blocked(conn, identity_keys),
             blocking_connectors=await ledger.blocking_connectors(
-                conn, {c.sextant.connector_id for c in calls if isinstance(c, Identify)}
+                conn, {c.sextant.connector_id for c in calls if type(c) is Identify}
             ),
         )
         # Lock order: users, then accounts, each by (workspace, id).

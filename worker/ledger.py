@@ -90,6 +90,9 @@ async def claim(conn: Conn, messages: Iterable[tuple[int, str]]) -> set[tuple[in
 
 
 async def tombstones(conn: Conn, keys: Iterable[IdentityKey]) -> dict[IdentityKey, Tombstone]:
+    keys = set(keys)
+    if not keys:
+        return {}
     rows = await conn.fetch(
         _IDENTITIES.format(table="tombstones", extra="t.user_id"), *columnar(set(keys), 3)
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 
 import asyncpg
 import msgspec
@@ -13,7 +13,6 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from sextant.admin import CreatedKey
-from sextant.kafka import make_producer
 from sextant.settings import Settings
 from tests.helpers import eventually
 from tests.ops.conftest import Run
@@ -22,14 +21,6 @@ from worker.dlq import list_dead_letters
 from worker.runner import Worker
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-async def producer(settings: Settings) -> AsyncIterator[AIOKafkaProducer]:
-    producer = make_producer(settings)
-    await producer.start()
-    yield producer
-    await producer.stop()
 
 
 async def _events(db: asyncpg.Connection, workspace_id: int) -> int:

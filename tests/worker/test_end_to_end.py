@@ -5,16 +5,16 @@ from __future__ import annotations
 import asyncio
 import signal
 import subprocess
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 
 import aiohttp
 import asyncpg
 import msgspec
 import pytest
+from aiokafka import AIOKafkaProducer
 from segment.analytics.client import Client
 
 from sextant.admin import CreatedKey
-from sextant.kafka import make_producer
 from sextant.settings import Settings
 from tests.helpers import basic_auth, eventually
 from tests.worker.conftest import stamped, worker_process
@@ -154,19 +154,11 @@ async def test_workers_stopped_and_killed_mid_stream_lose_and_double_nothing(
     )
 
 
-@pytest.fixture
-async def producer(settings: Settings) -> AsyncIterator[object]:
-    producer = make_producer(settings)
-    await producer.start()
-    yield producer
-    await producer.stop()
-
-
 async def test_poison_messages_go_to_the_dlq_and_the_partition_moves_on(
     workspace: CreatedKey,
     db: asyncpg.Connection,
     settings: Settings,
-    producer: object,
+    producer: AIOKafkaProducer,
     start_worker: Callable[[], Awaitable[Worker]],
 ) -> None:
     """An undecodable message and a contract violation are dead-lettered with their reason;
@@ -177,7 +169,7 @@ async def test_poison_messages_go_to_the_dlq_and_the_partition_moves_on(
     for value in [b"{not json", msgspec.json.encode(bad_contract)] + [
         msgspec.json.encode(g) for g in good
     ]:
-        await producer.send_and_wait(settings.kafka_topic, value, key=key)  # type: ignore[attr-defined]
+        await producer.send_and_wait(settings.kafka_topic, value, key=key)
     await start_worker()
 
     async def applied() -> bool:
