@@ -1,10 +1,20 @@
-"""Publishing accepted calls: the answer waits for the broker's acknowledgement, or a deadline."""
+"""Publishing accepted calls: the answer waits for the broker's acknowledgement, or a deadline.
+
+Requests do not send their own record batches. Each partition has a *lane*: an open batch
+that every request appends its records to, and one flusher that hands closed batches to
+the producer one at a time. aiokafka keeps one batch per partition queued and one produce
+request per broker in flight, so while one batch travels, the next fills with the calls of
+every request that arrived meanwhile (group commit). A batch per request per partition
+would carry a single request's calls in each round trip to the broker instead.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import functools
 import time
+from collections.abc import Callable
 from typing import Any
 
 import structlog
@@ -20,9 +30,6 @@ from sextant.settings import Settings
 log = structlog.get_logger()
 
 _PROBE_INTERVAL = 1.0
-# Small requests share the producer's lingering batches with other requests; large ones
-# build their own per partition, which costs far less per call than `send()`.
-_OWN_BATCH_FROM = 16
 
 
 @functools.lru_cache(maxsize=65536)
@@ -34,6 +41,110 @@ def _partition(key: bytes, partitions: tuple[int, ...]) -> int:
 _default_partitioner = DefaultPartitioner()
 
 
+class _Lane:
+    """One partition's calls on their way to the broker.
+
+    Each batch carries one future that every request with a call in it waits on. The
+    future fails when the deadline passes, counted from the batch's first call, so no
+    request waits longer than the deadline, and a batch nobody waits for is not sent.
+    """
+
+    __slots__ = ("open", "acked", "closed", "flushing")
+
+    def __init__(self) -> None:
+        self.open: BatchBuilder | None = None
+        self.acked: asyncio.Future[None] | None = None  # settles when `open` is acknowledged
+        self.closed: collections.deque[tuple[BatchBuilder, asyncio.Future[None]]] = (
+            collections.deque()
+        )
+        self.flushing = False
+
+    def append(
+        self, key: bytes, value: bytes, new_batch: Callable[[], BatchBuilder], deadline: float
+    ) -> asyncio.Future[None]:
+        """Add a record to the open batch, closing it first when full; its ack future."""
+        if self.open is None or self.acked is None:
+            self._start(new_batch(), deadline)
+        elif self.open.append(key=key, value=value, timestamp=None) is not None:
+            return self.acked
+        else:
+            self.closed.append((self.open, self.acked))
+            self._start(new_batch(), deadline)
+        assert self.open is not None and self.acked is not None
+        self.open.append(key=key, value=value, timestamp=None)  # an empty batch takes any record
+        return self.acked
+
+    def _start(self, batch: BatchBuilder, deadline: float) -> None:
+        loop = asyncio.get_running_loop()
+        self.open = batch
+        self.acked = acked = loop.create_future()
+        timer = loop.call_later(deadline, _expire, acked, deadline)
+        acked.add_done_callback(functools.partial(_settled, timer))
+
+    def take(self) -> tuple[BatchBuilder, asyncio.Future[None]] | None:
+        """The next batch to send, oldest first, skipping those whose deadline has passed."""
+        while self.closed:
+            taken = self.closed.popleft()
+            if not taken[1].done():
+                return taken
+        if self.open is None or self.acked is None:
+            return None
+        taken = (self.open, self.acked)
+        self.open = self.acked = None
+        return None if taken[1].done() else taken
+
+
+def _expire(acked: asyncio.Future[None], deadline: float) -> None:
+    if not acked.done():
+        acked.set_exception(TimeoutError(f"no acknowledgement within {deadline}s"))
+
+
+def _settled(timer: asyncio.TimerHandle, acked: asyncio.Future[None]) -> None:
+    timer.cancel()
+    if not acked.cancelled():
+        acked.exception()  # seen: a request that gave up leaves nobody else to read it
+
+
+def _settle(acked: asyncio.Future[None], ack: asyncio.Future[Any]) -> None:
+    """Pass the broker's answer for a batch on to every request waiting on it."""
+    if acked.done():
+        return
+    if ack.cancelled():
+        acked.set_exception(KafkaTimeoutError("the batch was cancelled"))
+    elif (error := ack.exception()) is not None:
+        acked.set_exception(error)
+    else:
+        acked.set_result(None)
+
+
+async def _all_acked(acks: set[asyncio.Future[None]]) -> None:
+    """Wait for every batch a request's calls went into; raise the first failure.
+
+    The request waits on a future of its own: the batch futures are shared, and a request
+    that is cancelled must not cancel them for the others.
+    """
+    waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    remaining = len(acks)
+
+    def on_ack(ack: asyncio.Future[None]) -> None:
+        nonlocal remaining
+        if waiter.done():
+            return
+        if ack.cancelled():
+            waiter.set_exception(KafkaTimeoutError("the batch was cancelled"))
+            return
+        if (error := ack.exception()) is not None:
+            waiter.set_exception(error)
+            return
+        remaining -= 1
+        if remaining == 0:
+            waiter.set_result(None)
+
+    for ack in acks:
+        ack.add_done_callback(on_ack)
+    await waiter
+
+
 class Publisher:
     def __init__(self, settings: Settings, metrics: IngestMetrics) -> None:
         self._settings = settings
@@ -41,6 +152,9 @@ class Publisher:
         self._deadline = settings.broker_ack_timeout
         self._metrics = metrics
         self._producer = make_producer(settings)
+        self._partition_ids: tuple[int, ...] = ()
+        self._lanes: dict[int, _Lane] = {}
+        self._flushers: set[asyncio.Task[None]] = set()
         self.broker_ok = False
 
     async def start(self) -> None:
@@ -48,6 +162,9 @@ class Publisher:
         self._set_broker_ok(True)
 
     async def stop(self) -> None:
+        """Let queued calls reach the broker, then close the producer."""
+        if self._flushers:
+            await asyncio.wait(self._flushers, timeout=self._deadline)
         await self._producer.stop()
 
     async def publish(self, records: list[tuple[bytes, bytes]]) -> None:
@@ -56,53 +173,78 @@ class Publisher:
             return
         started = time.perf_counter()
         try:
-            async with asyncio.timeout(self._deadline):
-                if len(records) < _OWN_BATCH_FROM:
-                    acks = [await self._producer.send(self._topic, v, key=k) for k, v in records]
-                else:
-                    acks = await self._send_batches(records)
-                await asyncio.gather(*acks)
+            partitions = await self._partitions()
+            await _all_acked(self._append(records, partitions))
         except (TimeoutError, KafkaError) as e:
             log.warning("publish_failed", error=repr(e), calls=len(records))
             self._set_broker_ok(False)
             raise Unavailable("the broker did not acknowledge in time; retry later") from e
         self._metrics.broker_ack_seconds.observe(time.perf_counter() - started)
 
-    async def _send_batches(self, records: list[tuple[bytes, bytes]]) -> list[asyncio.Future[Any]]:
-        """One record batch per partition rather than one `send()` per call.
+    async def _partitions(self) -> tuple[int, ...]:
+        """The topic's partitions, from the producer's metadata once it has them."""
+        known = self._producer.client.cluster.partitions_for_topic(self._topic)
+        if known is None:
+            async with asyncio.timeout(self._deadline):
+                known = await self._producer.partitions_for(self._topic)
+        if len(known) != len(self._partition_ids):  # partitions are only ever added
+            self._partition_ids = tuple(sorted(known))
+        return self._partition_ids
 
-        Partitions are chosen by Kafka's default partitioner (murmur2 of the key), the same
-        as `send()` and the Java client would choose, so a key always lands on one partition.
-        """
-        partitions = tuple(sorted(await self._producer.partitions_for(self._topic)))
-        builders: dict[int, BatchBuilder] = {}
-        acks = []
+    def _append(
+        self, records: list[tuple[bytes, bytes]], partitions: tuple[int, ...]
+    ) -> set[asyncio.Future[None]]:
+        """Put each record in its partition's open batch, by Kafka's default partitioner
+        (murmur2 of the key, as the Java client chooses), so a key keeps one partition."""
+        acks: set[asyncio.Future[None]] = set()
+        touched: set[int] = set()
+        lanes, new_batch, deadline = self._lanes, self._producer.create_batch, self._deadline
         for key, value in records:
             partition = _partition(key, partitions)
-            builder = builders.get(partition)
-            if builder is None:
-                builder = builders[partition] = self._producer.create_batch()
-            if builder.append(key=key, value=value, timestamp=None) is None:  # full
-                acks.append(await self._send(builder, partition))
-                builder = builders[partition] = self._producer.create_batch()
-                builder.append(key=key, value=value, timestamp=None)
-        for partition, builder in builders.items():
-            acks.append(await self._send(builder, partition))
+            lane = lanes.get(partition)
+            if lane is None:
+                lane = lanes[partition] = _Lane()
+            acks.add(lane.append(key, value, new_batch, deadline))
+            touched.add(partition)
+        for partition in touched:
+            lane = lanes[partition]
+            if not lane.flushing:
+                lane.flushing = True
+                task = asyncio.create_task(self._flush(partition, lane))
+                self._flushers.add(task)
+                task.add_done_callback(self._flushers.discard)
         return acks
 
-    async def _send(self, builder: BatchBuilder, partition: int) -> asyncio.Future[Any]:
+    async def _flush(self, partition: int, lane: _Lane) -> None:
+        """Hand the lane's batches to the producer in order until it is empty."""
+        try:
+            while (taken := lane.take()) is not None:
+                builder, acked = taken
+                try:
+                    ack = await self._queue(builder, partition)
+                except (TimeoutError, KafkaError) as e:
+                    if not acked.done():
+                        acked.set_exception(e)
+                    continue
+                ack.add_done_callback(functools.partial(_settle, acked))
+        finally:
+            lane.flushing = False
+
+    async def _queue(self, builder: BatchBuilder, partition: int) -> asyncio.Future[Any]:
+        """Queue a closed batch behind the partition's previous one, within the deadline."""
         builder.close()
-        while True:
-            try:
-                ack: asyncio.Future[Any] = await self._producer.send_batch(
-                    builder, self._topic, partition=partition
-                )
-                return ack
-            except KafkaTimeoutError:
-                # aiokafka's add_batch takes the whole elapsed time off its wait on every
-                # turn of its loop, so under contention it gives up within milliseconds.
-                # The batch was not queued; queue it again until our own deadline.
-                await asyncio.sleep(0.001)
+        async with asyncio.timeout(self._deadline):
+            while True:
+                try:
+                    ack: asyncio.Future[Any] = await self._producer.send_batch(
+                        builder, self._topic, partition=partition
+                    )
+                    return ack
+                except KafkaTimeoutError:
+                    # aiokafka's add_batch takes the whole elapsed time off its wait on
+                    # every turn of its loop, so under contention it gives up within
+                    # milliseconds. The batch was not queued; queue it again.
+                    await asyncio.sleep(0.001)
 
     async def probe_forever(self) -> None:
         """Readiness follows whether the broker answers a metadata request."""
@@ -122,3 +264,4 @@ class Publisher:
             log.warning("broker_unreachable")
         self.broker_ok = ok
         self._metrics.broker_ready.set(1 if ok else 0)
+

@@ -46,6 +46,7 @@ STEADY_SECONDS = float(os.environ.get("BENCH_STEADY_SECONDS", "60"))
 SOAK_RATE = int(os.environ.get("BENCH_SOAK_RATE", "1000"))
 SOAK_SECONDS = float(os.environ.get("BENCH_SOAK_SECONDS", "300"))
 USERS = 10_000
+CONNECTIONS = int(os.environ.get("BENCH_CONNECTIONS", "32"))
 
 
 # --- the bodies -------------------------------------------------------------------------
@@ -177,7 +178,7 @@ def wrk(url: str, body: bytes, headers: dict[str, str], seconds: float) -> float
         lines += [f'wrk.headers["{k}"] = "{v}"' for k, v in headers.items()]
         script.write_text("\n".join(lines) + "\n")
         out = subprocess.run(
-            ["wrk", "-t1", "-c32", f"-d{int(seconds)}s", "-s", str(script), url],
+            ["wrk", "-t1", f"-c{CONNECTIONS}", f"-d{int(seconds)}s", "-s", str(script), url],
             capture_output=True,
             text=True,
             check=True,
