@@ -85,6 +85,12 @@ class MessageHead(msgspec.Struct, frozen=True):
         return self.messageId if isinstance(self.messageId, str) and self.messageId else None
 
 
+class BatchHeads(msgspec.Struct, frozen=True):
+    """`/v1/batch` read for the heads of its messages only."""
+
+    batch: list[MessageHead]
+
+
 def identifier(value: Identifier | None) -> str | None:
     """Segment ids are strings; some libraries send numbers. Empty means absent."""
     if value is None or isinstance(value, bool):
