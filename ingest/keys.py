@@ -4,6 +4,7 @@ reaches every pod within seconds."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from dataclasses import dataclass
 
@@ -14,6 +15,10 @@ from sextant.admin import hash_key
 from sextant.errors import Forbidden, MissingKey, Unavailable
 
 log = structlog.get_logger()
+
+# The same few keys arrive on every request: hash each once. Bounded, so a flood of
+# made-up keys cannot grow it.
+_hash_key = functools.lru_cache(maxsize=1024)(hash_key)
 
 # A request with an unknown key reloads the keys (a key created a moment ago works at
 # once), but no more often than this, so a flood of bad keys cannot flood Postgres.
@@ -42,7 +47,7 @@ class KeyStore:
     async def authenticate(self, key: str | None) -> Credential:
         if not key:
             raise MissingKey("no API key: send it as Basic auth, Bearer, X-Write-Key or writeKey")
-        key_hash = hash_key(key)
+        key_hash = _hash_key(key)
         credential = self._by_hash.get(key_hash)
         if credential is None:
             try:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 
@@ -29,3 +31,13 @@ class IngestMetrics:
         self.broker_ready = Gauge(
             "sextant_broker_ready", "1 while the broker answers.", registry=self.registry
         )
+
+    # `labels()` takes a lock and builds a key on every call; the hot path asks for the same
+    # few children over and over, so each is looked up once.
+    @functools.cache  # noqa: B019 - one instance per app, living as long as the process
+    def request_counter(self, route: str, status: int) -> Counter:
+        return self.requests.labels(route, str(status))
+
+    @functools.cache  # noqa: B019
+    def call_counter(self, kind: str, outcome: str) -> Counter:
+        return self.calls.labels(kind, outcome)

@@ -49,7 +49,7 @@ class _Lane:
     request waits longer than the deadline, and a batch nobody waits for is not sent.
     """
 
-    __slots__ = ("open", "acked", "closed", "flushing")
+    __slots__ = ("acked", "closed", "flushing", "open")
 
     def __init__(self) -> None:
         self.open: BatchBuilder | None = None
@@ -63,23 +63,23 @@ class _Lane:
         self, key: bytes, value: bytes, new_batch: Callable[[], BatchBuilder], deadline: float
     ) -> asyncio.Future[None]:
         """Add a record to the open batch, closing it first when full; its ack future."""
-        if self.open is None or self.acked is None:
-            self._start(new_batch(), deadline)
-        elif self.open.append(key=key, value=value, timestamp=None) is not None:
-            return self.acked
-        else:
+        if self.open is not None and self.acked is not None:
+            if self.open.append(key=key, value=value, timestamp=None) is not None:
+                return self.acked
             self.closed.append((self.open, self.acked))
-            self._start(new_batch(), deadline)
-        assert self.open is not None and self.acked is not None
-        self.open.append(key=key, value=value, timestamp=None)  # an empty batch takes any record
-        return self.acked
+        batch, acked = self._start(new_batch(), deadline)
+        batch.append(key=key, value=value, timestamp=None)  # an empty batch takes any record
+        return acked
 
-    def _start(self, batch: BatchBuilder, deadline: float) -> None:
+    def _start(
+        self, batch: BatchBuilder, deadline: float
+    ) -> tuple[BatchBuilder, asyncio.Future[None]]:
         loop = asyncio.get_running_loop()
-        self.open = batch
-        self.acked = acked = loop.create_future()
+        acked: asyncio.Future[None] = loop.create_future()
         timer = loop.call_later(deadline, _expire, acked, deadline)
         acked.add_done_callback(functools.partial(_settled, timer))
+        self.open, self.acked = batch, acked
+        return batch, acked
 
     def take(self) -> tuple[BatchBuilder, asyncio.Future[None]] | None:
         """The next batch to send, oldest first, skipping those whose deadline has passed."""
