@@ -264,4 +264,3 @@ class Publisher:
             log.warning("broker_unreachable")
         self.broker_ok = ok
         self._metrics.broker_ready.set(1 if ok else 0)
-
