@@ -179,7 +179,7 @@ def prepare(
         if merge or not _spliceable(head, kind):
             value = _restamp(raw, head, kind, parsed, stamp, received_at)
         elif head.type == kind and head.message_id is not None:
-            value = b"".join((common_prefix, memoryview(raw)[1:]))  # type: ignore[arg-type]
+            value = b"".join((common_prefix, memoryview(raw)[1:]))
         else:
             value = _splice(raw, head, kind, stamp_bytes, received_at)
         intake.records.append((key, value))
