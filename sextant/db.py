@@ -13,14 +13,38 @@ from sextant.settings import Settings
 _encoder = msgspec.json.Encoder()
 
 
+_JSONB_VERSION = b"\x01"  # jsonb's binary format: a version byte, then the JSON text
+
+
 async def init_connection(conn: asyncpg.Connection) -> None:
-    # jsonb as Python values both ways, through msgspec rather than the json module.
+    # jsonb as Python values both ways, through msgspec rather than the json module, in
+    # the binary format so the text is never turned into a str and back.
     await conn.set_type_codec(
         "jsonb",
-        encoder=lambda value: _encoder.encode(value).decode(),
-        decoder=msgspec.json.decode,
+        encoder=_encode_jsonb,
+        decoder=_decode_jsonb,
         schema="pg_catalog",
+        format="binary",
     )
+
+
+def _encode_jsonb(value: object) -> bytes:
+    return _JSONB_VERSION + _encoder.encode(value)
+
+
+def _decode_jsonb(data: bytes) -> object:
+    return msgspec.json.decode(data[1:])
+
+
+async def _reset(conn: asyncpg.Connection) -> None:
+    """What a connection needs before it goes back to the pool.
+
+    Our sessions change no settings, hold no advisory locks and listen to nothing, so
+    asyncpg's default reset (four statements, one round trip per release) has nothing
+    to undo; only a transaction left open by a cancelled task must not leak.
+    """
+    if conn.is_in_transaction():
+        await conn.execute("ROLLBACK")
 
 
 async def create_pool(
@@ -36,6 +60,7 @@ async def create_pool(
         server_settings={"plan_cache_mode": "force_custom_plan"},
         max_size=max_size or settings.db_pool_size,
         init=init_connection,
+        reset=_reset,
     )
     assert pool is not None
     return pool

@@ -414,7 +414,7 @@ class _Batch:
             if anonymous is not None and anonymous.user_id is None:
                 user = anonymous  # attach: the anonymous user gets its userId
                 user.user_id = user_id
-                user.changed = True
+                user.changed = user.fields_changed = True
             else:
                 user = self._new_user(ws, user_id)
             self.by_user_id[(ws, user_id)] = user

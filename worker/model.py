@@ -29,20 +29,22 @@ class Profile:
     traits: dict[str, Any] = field(default_factory=dict)
     versions: dict[str, str] = field(default_factory=dict)
     new: bool = False
-    changed: bool = False
+    changed: bool = False  # anything to write
+    # A column, trait or id to write, not only counters and seen times: see `users.save`.
+    fields_changed: bool = False
 
     def put(self, column: str, value: Any, version: str) -> None:
         if version > self.versions.get(column, ""):
             self.columns[column] = value
             self.versions[column] = version
-            self.changed = True
+            self.changed = self.fields_changed = True
 
     def put_trait(self, name: str, value: Any, version: str) -> None:
         key = f"traits.{name}"
         if version > self.versions.get(key, ""):
             self.traits[name] = value
             self.versions[key] = version
-            self.changed = True
+            self.changed = self.fields_changed = True
 
     def absorb(self, other: Profile) -> None:
         """Take every field of `other` that was written later than ours."""
@@ -85,7 +87,7 @@ class User(Profile):
                     self.traits.pop(key.removeprefix("traits."), None)
                 else:
                     self.columns.pop(key, None)
-                self.changed = True
+                self.changed = self.fields_changed = True
 
     def seen(self, moment: datetime) -> None:
         if self.first_seen_at is None or moment < self.first_seen_at:
@@ -104,7 +106,7 @@ class User(Profile):
             if moment is not None:
                 self.seen(moment)
         loser.merged_into = self
-        self.changed = True
+        self.changed = self.fields_changed = True
 
 
 @dataclass(eq=False)

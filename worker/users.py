@@ -88,6 +88,22 @@ ON CONFLICT (workspace_id, id) DO UPDATE SET
     updated_at = now()
 """
 
+# Most users in a batch were only seen (a track or a page): their columns, traits and
+# field versions stay as they are, and sending them back would cost both sides a
+# parse of every user's field versions.
+_UPDATE_SEEN = """
+UPDATE users u SET
+    page_views = r.page_views,
+    first_seen_at = r.first_seen_at,
+    last_seen_at = r.last_seen_at,
+    touched_version = r.touched_version,
+    updated_at = now()
+  FROM jsonb_to_recordset($1::jsonb) AS r (
+       id bigint, workspace_id bigint, page_views bigint, first_seen_at timestamptz,
+       last_seen_at timestamptz, touched_version text)
+ WHERE u.workspace_id = r.workspace_id AND u.id = r.id
+"""
+
 # New anonymous ids only; ids that already had an owner move with `merge`.
 _MAP_ANONYMOUS_IDS = """
 INSERT INTO anonymous_ids (workspace_id, anonymous_id, user_pk, version)
@@ -247,7 +263,26 @@ async def assign_ids(conn: Conn, users: Sequence[User]) -> None:
 
 
 async def save(conn: Conn, users: Sequence[User]) -> None:
-    if not users:
+    """Write changed users: whole rows for new users and changed fields, counters and seen
+    times only for the rest."""
+    whole = [u for u in users if u.new or u.fields_changed]
+    seen = [u for u in users if not (u.new or u.fields_changed)]
+    if seen:
+        await conn.execute(
+            _UPDATE_SEEN,
+            [
+                {
+                    "id": u.pk,
+                    "workspace_id": u.workspace_id,
+                    "page_views": u.page_views,
+                    "first_seen_at": u.first_seen_at,
+                    "last_seen_at": u.last_seen_at,
+                    "touched_version": u.touched,
+                }
+                for u in seen
+            ],
+        )
+    if not whole:
         return
     rows = [
         {
@@ -262,7 +297,7 @@ async def save(conn: Conn, users: Sequence[User]) -> None:
             "field_versions": u.versions,
             "touched_version": u.touched,
         }
-        for u in users
+        for u in whole
     ]
     await conn.execute(_UPSERT, rows)
 
