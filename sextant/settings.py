@@ -44,6 +44,7 @@ class Settings:
     producer_linger_ms: int = 1
     db_pool_size: int = 10
     worker_batch_size: int = 1000
+    worker_lanes: int = 2
     worker_port: int = 8081  # the worker's /healthz, /readyz and /metrics
 
     def __repr__(self) -> str:
@@ -95,6 +96,7 @@ class Settings:
             producer_linger_ms=read("PRODUCER_LINGER_MS", _int_in(0, 1000), 1),
             db_pool_size=read("DB_POOL_SIZE", _int_in(1, 1000), 10),
             worker_batch_size=read("WORKER_BATCH_SIZE", _int_in(1, 50_000), 1000),
+            worker_lanes=read("WORKER_LANES", _int_in(1, 64), 2),
             worker_port=read("WORKER_PORT", _int_in(0, 65_535), 8081),
         )
 

@@ -87,18 +87,6 @@ def _kind(call: AnyCall) -> str:
     return type(call).__name__.lower()
 
 
-def _identities(call: AnyCall) -> list[IdentityKey]:
-    ws = call.workspace_id
-    keys: list[IdentityKey] = []
-    if call.user_id:
-        keys.append((ws, "user_id", call.user_id))
-    if call.anonymous_id:
-        keys.append((ws, "anonymous_id", call.anonymous_id))
-    if type(call) is Alias and (previous := identifier(call.previousId)):
-        keys.append((ws, "anonymous_id", previous))
-    return keys
-
-
 @dataclass
 class _Batch:
     """The rows a batch touches, in memory, and what it will write."""
@@ -130,8 +118,8 @@ class _Batch:
 
     @classmethod
     async def load(cls, conn: Conn, calls: list[AnyCall], outcome: Outcome) -> _Batch:
-        identity_keys = {k for c in calls for k in _identities(c)}
-        tombstones = await ledger.tombstones(conn, identity_keys)
+        identity_keys = {k for c in calls for k in c.identities}
+        tombstones, blocked = await ledger.identity_facts(conn, identity_keys)
         # An anonymous id of a deleted user leads back to that userId (see `_user_for`).
         owners = {
             (ws, "user_id", t.user_id)
@@ -139,7 +127,9 @@ class _Batch:
             if kind == "anonymous_id" and t.user_id
         } - identity_keys
         if owners:
-            tombstones |= await ledger.tombstones(conn, owners)
+            more_tombstones, more_blocked = await ledger.identity_facts(conn, owners)
+            tombstones |= more_tombstones
+            blocked |= more_blocked
             identity_keys |= owners
         user_ids = sorted((w, i) for w, kind, i in identity_keys if kind == "user_id")
         anonymous_ids = sorted((w, i) for w, kind, i in identity_keys if kind == "anonymous_id")
@@ -150,7 +140,7 @@ class _Batch:
             outcome=outcome,
             definitions=await definitions.load(conn, _scopes(calls)),
             tombstones=tombstones,
-            blocked=await ledger.blocked(conn, identity_keys),
+            blocked=blocked,
             blocking_connectors=await ledger.blocking_connectors(
                 conn, {c.sextant.connector_id for c in calls if type(c) is Identify}
             ),
@@ -174,7 +164,7 @@ class _Batch:
 
     def apply(self, call: AnyCall) -> str:
         """Apply one call; returns its outcome (applied, deleted, blocked)."""
-        identities = _identities(call)
+        identities = call.identities
         if any(
             (t := self.tombstones.get(k)) is not None and t.version >= call.version
             for k in identities
@@ -349,7 +339,7 @@ class _Batch:
         deleted = self.tombstones.get((ws, "user_id", user_id or ""))
         if user_id is None or deleted is None:
             return
-        for key in _identities(call):
+        for key in call.identities:
             if key[1] != "anonymous_id":
                 continue
             if (ws, key[2]) in self.by_anonymous_id:

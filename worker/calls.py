@@ -6,13 +6,37 @@ its stamps, so anything that fails here is a poison message for the DLQ.
 
 from __future__ import annotations
 
-import functools
+from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Generic, TypeVar, overload
 
 import msgspec
 
 from ingest.wire import Stamp, identifier
+
+IdentityKey = tuple[int, str, str]  # (workspace, 'user_id' | 'anonymous_id', identity)
+
+_C = TypeVar("_C")
+_V = TypeVar("_V")
+
+
+class _once(Generic[_C, _V]):
+    """`functools.cached_property` without its lock: before Python 3.12 it takes one on
+    every first access, which cost more than the values below take to compute."""
+
+    def __init__(self, compute: Callable[[_C], _V]) -> None:
+        self._compute = compute
+        self._name = compute.__name__
+
+    @overload
+    def __get__(self, call: None, owner: type[_C]) -> _once[_C, _V]: ...
+    @overload
+    def __get__(self, call: _C, owner: type[_C]) -> _V: ...
+    def __get__(self, call: _C | None, owner: type[_C]) -> _once[_C, _V] | _V:
+        if call is None:
+            return self
+        value = call.__dict__[self._name] = self._compute(call)
+        return value
 
 
 class Personas(msgspec.Struct, frozen=True):
@@ -54,27 +78,40 @@ class Call(msgspec.Struct, frozen=True, tag_field="type", dict=True):
     originalTimestamp: datetime | None = None
     context: Context | None = None
 
-    @functools.cached_property
+    @_once
     def user_id(self) -> str | None:
         return identifier(self.userId)
 
-    @functools.cached_property
+    @_once
     def anonymous_id(self) -> str | None:
         return identifier(self.anonymousId)
 
-    @property
+    @_once
     def workspace_id(self) -> int:
         return self.sextant.workspace_id
 
-    @functools.cached_property
+    @_once
     def occurred_at(self) -> datetime:
         """Segment's rule: `timestamp`, else `originalTimestamp`, else when we received it."""
         return _utc(self.timestamp or self.originalTimestamp or self.receivedAt)
 
-    @functools.cached_property
+    @_once
     def version(self) -> str:
         """Sortable as text: call time (fixed width, UTC), then messageId to break ties."""
         return f"{self.occurred_at.isoformat(timespec='microseconds')[:26]}Z|{self.messageId}"
+
+    @_once
+    def identities(self) -> list[IdentityKey]:
+        """The identities the call names: its userId and anonymousId (and an alias's
+        previousId, as the anonymous id it is)."""
+        keys: list[IdentityKey] = []
+        if self.user_id:
+            keys.append((self.workspace_id, "user_id", self.user_id))
+        if self.anonymous_id:
+            keys.append((self.workspace_id, "anonymous_id", self.anonymous_id))
+        if type(self) is Alias and (previous := identifier(self.previousId)):
+            keys.append((self.workspace_id, "anonymous_id", previous))
+        return keys
 
 
 class Identify(Call, frozen=True, tag="identify"):

@@ -7,9 +7,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from sextant.db import Conn
+from worker.calls import IdentityKey
 from worker.columnar import columnar
 
-IdentityKey = tuple[int, str, str]  # (workspace, 'user_id' | 'anonymous_id', identity)
+__all__ = ["IdentityKey", "Tombstone"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,11 +27,16 @@ ON CONFLICT DO NOTHING
 RETURNING workspace_id, message_id
 """
 
-_IDENTITIES = """
-SELECT t.workspace_id, t.kind, t.identity, t.version, {extra}
-  FROM {table} t
-  JOIN unnest($1::bigint[], $2::text[], $3::text[]) AS k (w, kind, identity)
-    ON t.workspace_id = k.w AND t.kind = k.kind AND t.identity = k.identity
+# Tombstones and blocks of the same identities, in one round trip.
+_IDENTITY_FACTS = """
+WITH k AS (SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[]) AS k (w, kind, identity))
+SELECT true AS tombstone, t.workspace_id, t.kind, t.identity, t.version, t.user_id
+  FROM tombstones t
+  JOIN k ON t.workspace_id = k.w AND t.kind = k.kind AND t.identity = k.identity
+UNION ALL
+SELECT false, b.workspace_id, b.kind, b.identity, b.version, NULL
+  FROM blocked_identities b
+  JOIN k ON b.workspace_id = k.w AND b.kind = k.kind AND b.identity = k.identity
 """
 
 _UPSERT_TOMBSTONES = """
@@ -89,24 +95,21 @@ async def claim(conn: Conn, messages: Iterable[tuple[int, str]]) -> set[tuple[in
     return {(r["workspace_id"], r["message_id"]) for r in rows}
 
 
-async def tombstones(conn: Conn, keys: Iterable[IdentityKey]) -> dict[IdentityKey, Tombstone]:
-    keys = set(keys)
+async def identity_facts(
+    conn: Conn, keys: set[IdentityKey]
+) -> tuple[dict[IdentityKey, Tombstone], dict[IdentityKey, str]]:
+    """The tombstones of these identities, and the versions that blocked them."""
     if not keys:
-        return {}
-    rows = await conn.fetch(
-        _IDENTITIES.format(table="tombstones", extra="t.user_id"), *columnar(set(keys), 3)
-    )
-    return {
-        (r["workspace_id"], r["kind"], r["identity"]): Tombstone(r["version"], r["user_id"])
-        for r in rows
-    }
-
-
-async def blocked(conn: Conn, keys: Iterable[IdentityKey]) -> dict[IdentityKey, str]:
-    rows = await conn.fetch(
-        _IDENTITIES.format(table="blocked_identities", extra="NULL"), *columnar(set(keys), 3)
-    )
-    return {(r["workspace_id"], r["kind"], r["identity"]): r["version"] for r in rows}
+        return {}, {}
+    tombstones: dict[IdentityKey, Tombstone] = {}
+    blocked: dict[IdentityKey, str] = {}
+    for r in await conn.fetch(_IDENTITY_FACTS, *columnar(keys, 3)):
+        key = (r["workspace_id"], r["kind"], r["identity"])
+        if r["tombstone"]:
+            tombstones[key] = Tombstone(r["version"], r["user_id"])
+        else:
+            blocked[key] = r["version"]
+    return tombstones, blocked
 
 
 async def save_tombstones(conn: Conn, tombstones: dict[IdentityKey, Tombstone]) -> None:

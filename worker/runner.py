@@ -4,6 +4,11 @@ The shape of aiokafka's `local_state_consumer` example: manual commits after
 `getmany()` batches, and a rebalance listener that lets the batch in hand finish and
 commit before partitions move. Offsets are committed only after Postgres commits, so
 a crash anywhere replays the batch, and the messageId ledger makes replays harmless.
+
+A worker splits its partitions into lanes (`WORKER_LANES`), each fetching, applying and
+committing its own partitions in turn, so that while Postgres works on one lane's
+batch, Python decodes and prepares another's, and no lane waits for another to finish.
+A partition belongs to one lane, so its batches still go one after the other.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from sextant.db import create_pool
 from sextant.kafka import ensure_topics, make_producer
 from sextant.settings import Settings
 from sextant.signals import wait_for_stop_signal
+from worker import traits
 from worker.apply import BatchConflict, Outcome, apply_calls
 from worker.calls import AnyCall, decode_call
 from worker.dlq import dead_letter
@@ -68,22 +74,33 @@ class Worker:
     producer: AIOKafkaProducer
     metrics: WorkerMetrics
     stopping: asyncio.Event
-    lock: asyncio.Lock
+    locks: tuple[asyncio.Lock, ...]  # one per lane, held while its batch is in hand
     ready: bool = True
 
     async def run(self) -> None:
-        """Fetch, apply, commit, until asked to stop; the batch in hand always finishes."""
+        """Run every lane until asked to stop; the batches in hand always finish."""
+        await asyncio.gather(*(self._run_lane(lane) for lane in range(len(self.locks))))
+
+    async def _run_lane(self, lane: int) -> None:
+        """Fetch, apply, commit the lane's partitions, one batch after another."""
         while not self.stopping.is_set():
+            mine = self._partitions_of(lane)
+            if not mine:  # fewer partitions than lanes, or between assignments
+                await _sleep_or_stop(self.stopping, 0.2)
+                continue
             batch = await self.consumer.getmany(
-                timeout_ms=200, max_records=self.settings.worker_batch_size
+                *mine, timeout_ms=200, max_records=self.settings.worker_batch_size
             )
             records = [r for part in batch.values() for r in part]
             if not records:
                 continue
-            async with self.lock:
+            async with self.locks[lane]:
                 if await self.process(records):
                     await self.commit(records)
-                await self.observe_lag()
+                await self.observe_lag(mine)
+
+    def _partitions_of(self, lane: int) -> list[TopicPartition]:
+        return [tp for tp in self.consumer.assignment() if tp.partition % len(self.locks) == lane]
 
     async def process(self, records: list[Record]) -> bool:
         """Apply and dead-letter `records`; False if stopped before the database took them."""
@@ -95,16 +112,9 @@ class Worker:
                 calls.append((record, decode_call(record.value)))
             except msgspec.DecodeError as e:  # ValidationError is a DecodeError
                 poison.append(_Poison(record, f"undecodable: {e}"))
-        outcomes = await asyncio.gather(
-            *(self._apply_with_retries(group, poison) for group in _by_partition(calls, 2))
-        )
-        if any(o is None for o in outcomes):
+        outcome = await self._apply_with_retries(calls, poison) if calls else Outcome()
+        if outcome is None:
             return False
-        outcome = Outcome()
-        for part in outcomes:
-            assert part is not None
-            outcome.calls.update(part.calls)
-            outcome.dropped_attributes += part.dropped_attributes
         for letter in poison:
             await self._dead_letter(letter)
         self._observe(outcome, len(records), time.perf_counter() - started)
@@ -120,9 +130,9 @@ class Worker:
         kind = type(letter.call).__name__.lower() if letter.call else "unknown"
         self.metrics.calls.labels(kind, "dead_lettered").inc()
 
-    async def observe_lag(self) -> None:
-        """Set the lag gauge of each assigned partition: its end less our next offset."""
-        for tp in self.consumer.assignment():
+    async def observe_lag(self, partitions: list[TopicPartition]) -> None:
+        """Set the lag gauge of each partition: its end less our next offset."""
+        for tp in partitions:
             try:
                 highwater = self.consumer.highwater(tp)
                 if highwater is None:  # nothing fetched from it yet
@@ -262,31 +272,17 @@ def _refusal(call: AnyCall, e: Exception | None) -> str:
     return f"refused by the database: {e}"
 
 
-def _by_partition(
-    calls: list[tuple[Record, AnyCall]], groups: int
-) -> list[list[tuple[Record, AnyCall]]]:
-    """Split a fetch into groups of whole partitions, applied in parallel transactions.
-
-    While Postgres works on one group's statements, Python prepares the other's, so one
-    worker keeps both the interpreter and the database busy. A partition's calls stay in
-    one group, in order; rows shared across groups are locked in one order, as they are
-    across workers.
-    """
-    split: list[list[tuple[Record, AnyCall]]] = [[] for _ in range(groups)]
-    for record, call in calls:
-        split[record.partition % groups].append((record, call))
-    return [group for group in split if group]
-
-
 class _FinishBeforeRevoke(ConsumerRebalanceListener):  # type: ignore[misc]
-    """Partitions leave only after the batch in hand is applied and committed."""
+    """Partitions leave only after the batches in hand are applied and committed."""
 
-    def __init__(self, lock: asyncio.Lock, metrics: WorkerMetrics) -> None:
-        self._lock = lock
+    def __init__(self, locks: tuple[asyncio.Lock, ...], metrics: WorkerMetrics) -> None:
+        self._locks = locks
         self._metrics = metrics
 
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
-        async with self._lock:
+        async with contextlib.AsyncExitStack() as held:
+            for lock in self._locks:  # always in lane order
+                await held.enter_async_context(lock)
             for tp in revoked:  # another member reports their lag now
                 with contextlib.suppress(KeyError):
                     self._metrics.lag.remove(str(tp.partition))
@@ -309,7 +305,7 @@ async def worker_resources(
     """A started worker's pool, consumer and DLQ producer, closed in reverse order."""
     await ensure_topics(settings)
     pool = await create_pool(settings, min_size=0)  # starts while Postgres is down
-    lock = asyncio.Lock()
+    locks = tuple(asyncio.Lock() for _ in range(settings.worker_lanes))
     metrics = WorkerMetrics()
     consumer = AIOKafkaConsumer(
         bootstrap_servers=settings.require_kafka(),
@@ -318,14 +314,14 @@ async def worker_resources(
         auto_offset_reset="earliest",
         max_partition_fetch_bytes=4 * 1024 * 1024,
     )
-    consumer.subscribe([settings.kafka_topic], listener=_FinishBeforeRevoke(lock, metrics))
+    consumer.subscribe([settings.kafka_topic], listener=_FinishBeforeRevoke(locks, metrics))
     producer = make_producer(settings)
     try:
         await consumer.start()
         await producer.start()
         metrics.ready.set(1)
         stopping = stopping or asyncio.Event()
-        yield Worker(settings, pool, consumer, producer, metrics, stopping, lock)
+        yield Worker(settings, pool, consumer, producer, metrics, stopping, locks)
     finally:
         await producer.stop()
         await consumer.stop()  # leaves the group so its partitions move at once
@@ -335,6 +331,7 @@ async def worker_resources(
 async def run_worker(settings: Settings) -> int:
     """Run until SIGINT/SIGTERM, then finish the batch in hand, commit and leave."""
     stopping = asyncio.Event()
+    traits.warm_up()
     signal_task = asyncio.create_task(wait_for_stop_signal())
     signal_task.add_done_callback(lambda _: stopping.set())
     try:

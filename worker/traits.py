@@ -121,6 +121,12 @@ def browser(user_agent: str) -> tuple[str, str | None]:
     return parsed.family, version
 
 
+def warm_up() -> None:
+    """ua-parser compiles its patterns on first use, a few hundred milliseconds: pay that
+    before the first batch rather than inside its transaction."""
+    parse_user_agent("Mozilla/5.0")
+
+
 def is_free_email(email: str | None) -> bool:
     if not email or "@" not in email:
         return False

@@ -65,7 +65,7 @@ async def test_lag_per_partition_from_the_cli_and_the_worker_gauge(
             records = [r for part in batch.values() for r in part]
         assert await worker.process(records)
         await worker.commit(records)
-        await worker.observe_lag()
+        await worker.observe_lag(list(worker.consumer.assignment()))
 
         after = _lag(sextant)
         assert after["total"] == 15
