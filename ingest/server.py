@@ -5,6 +5,7 @@ from __future__ import annotations
 import structlog
 
 from ingest.app import running
+from sextant import collector
 from sextant.settings import Settings
 from sextant.signals import wait_for_stop_signal
 
@@ -14,6 +15,7 @@ log = structlog.get_logger()
 async def serve(settings: Settings) -> int:
     async with running(settings, settings.host, settings.port):
         log.info("listening", host=settings.host, port=settings.port)
+        collector.tune_for_throughput()
         sig = await wait_for_stop_signal()
         # Leaving the block stops accepting, lets in-flight requests finish, then closes.
         log.info("stopping", signal=sig.name)

@@ -28,6 +28,7 @@ from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 from aiokafka.structs import ConsumerRecord as Record
 from aiokafka.structs import OffsetAndMetadata, TopicPartition
 
+from sextant import collector
 from sextant.db import create_pool
 from sextant.kafka import ensure_topics, make_producer
 from sextant.settings import Settings
@@ -339,6 +340,7 @@ async def run_worker(settings: Settings) -> int:
             log.info(
                 "worker_started", topic=settings.kafka_topic, group=settings.kafka_consumer_group
             )
+            collector.tune_for_throughput()
             background = [
                 asyncio.create_task(prune_forever(worker.pool)),
                 asyncio.create_task(probe_database_forever(worker.pool, worker.set_ready)),
