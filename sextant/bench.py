@@ -119,7 +119,7 @@ def service_env(settings: Settings, **extra: str) -> dict[str, str]:
         "KAFKA_DLQ_TOPIC": settings.kafka_dlq_topic,
         "KAFKA_CONSUMER_GROUP": settings.kafka_consumer_group,
         "KAFKA_TOPIC_PARTITIONS": str(settings.kafka_topic_partitions),
-        "LOG_LEVEL": "warning",
+        "LOG_LEVEL": os.environ.get("BENCH_LOG_LEVEL", "warning"),
         **extra,
     }
 

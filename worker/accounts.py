@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Final
 
 from sextant.db import Conn
@@ -26,6 +26,16 @@ COLUMNS: Final = (
 _TYPES: Final = {"employees": "bigint"}
 _SELECT_COLUMNS = ", ".join(COLUMNS)
 _ARRAYS = ", ".join(f"${i + 4}::{_TYPES.get(c, 'text')}[]" for i, c in enumerate(COLUMNS))
+
+# Accounts are shared by users on every partition, so two workers (or lanes) often meet
+# the same new group. Creating the missing rows first, in one order, makes the second
+# wait for the first rather than fail on the unique key and redo its whole batch.
+_ENSURE = """
+INSERT INTO accounts (workspace_id, group_id)
+SELECT w, gid FROM unnest($1::bigint[], $2::text[]) AS k (w, gid)
+ ORDER BY w, gid
+ON CONFLICT (workspace_id, group_id) DO NOTHING
+"""
 
 _LOCK = f"""
 SELECT a.id, a.workspace_id, a.group_id, {", ".join(f"a.{c}" for c in COLUMNS)},
@@ -57,8 +67,13 @@ ON CONFLICT (workspace_id, account_pk, user_pk) DO UPDATE
 """
 
 
-async def lock(conn: Conn, group_ids: Iterable[tuple[int, str]]) -> list[Account]:
-    rows = await conn.fetch(_LOCK, *columnar(group_ids, 2))
+async def lock(conn: Conn, group_ids: Sequence[tuple[int, str]]) -> list[Account]:
+    """Lock the accounts of these groups, creating the ones that do not exist yet."""
+    if not group_ids:
+        return []
+    columns = columnar(group_ids, 2)
+    await conn.execute(_ENSURE, *columns)
+    rows = await conn.fetch(_LOCK, *columns)
     return [
         Account(
             workspace_id=r["workspace_id"],
