@@ -174,7 +174,7 @@ class _Batch:
             self._workspace_facts(call)
             self._remember_pairing(call)
             return "deleted"
-        if isinstance(call, Identify) and self._blocks_free_email(call, identities):
+        if type(call) is Identify and self._blocks_free_email(call, identities):
             return "blocked"
         if any(k in self.blocked for k in identities):
             return "blocked"
@@ -286,7 +286,7 @@ class _Batch:
                 message_id=call.messageId,
                 version=call.version,
                 user=user,
-                kind="screen" if isinstance(call, Screen) else "page",
+                kind="screen" if type(call) is Screen else "page",
                 name=call.name,
                 category=call.category,
                 url=text("url"),
@@ -607,12 +607,11 @@ def _pk(row: Profile) -> int:
 def _scopes(calls: list[AnyCall]) -> set[tuple[int, str, str]]:
     scopes: set[tuple[int, str, str]] = set()
     for call in calls:
-        ws = call.workspace_id
-        match call:
-            case Identify() | Track():
-                scopes.add((ws, "user", ""))  # audience traits live on the user
-                if isinstance(call, Track):
-                    scopes.add((ws, "event", call.event))
-            case Group():
-                scopes.add((ws, "account", ""))
+        kind = type(call)  # not `match`: class patterns take the slow isinstance path
+        if kind is Identify or kind is Track:
+            scopes.add((call.workspace_id, "user", ""))  # audience traits live on the user
+            if type(call) is Track:
+                scopes.add((call.workspace_id, "event", call.event))
+        elif kind is Group:
+            scopes.add((call.workspace_id, "account", ""))
     return scopes
