@@ -74,6 +74,7 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(_receiver_ctx)
     for path, kind, default_type in _ROUTES:
         app.router.add_post(path, _handler(path, kind, default_type))
+        app.router.add_route("OPTIONS", path, _preflight)
     app.router.add_get("/healthz", _healthz)
     app.router.add_get("/readyz", _readyz)
     app.router.add_get("/metrics", _metrics)
@@ -224,6 +225,11 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     except Exception:
         log.exception("request_failed")
         response = _reply(500, {"message": "internal error"})
+    if (origin := request.headers.get("Origin")) is not None:
+        # Browsers may read the answer; whether the origin may send at all is the
+        # connector's trusted domains, checked with the key (403 otherwise).
+        response.headers["Access-Control-Allow-Origin"] = origin
+        response.headers["Vary"] = "Origin"
     request.app[METRICS].request_counter(route, response.status).inc()
     if response.status >= 500:
         log.warning(
@@ -242,6 +248,22 @@ def _refusal(request: web.Request, e: RequestRejected) -> web.Response:
         request.app[METRICS].call_counter("any", "rejected").inc(len(e.rejected))
     headers = {"Retry-After": _RETRY_AFTER_SECONDS} if e.retriable else None
     return _reply(status, body, headers)
+
+
+# A preflight carries no key, so it cannot know the connector: it allows what a Segment
+# client sends, and the POST that follows is checked against the trusted domains.
+_PREFLIGHT_HEADERS = {
+    "Access-Control-Allow-Methods": "POST, OPTIONS",
+    "Access-Control-Allow-Headers": (
+        "Authorization, Content-Type, Content-Encoding, X-Write-Key, X-Signature"
+    ),
+    "Access-Control-Max-Age": "86400",
+}
+
+
+async def _preflight(request: web.Request) -> web.Response:
+    """CORS preflight for browser sources (analytics.js sending straight to us)."""
+    return _reply(200, {"ok": True}, _PREFLIGHT_HEADERS)
 
 
 async def _healthz(request: web.Request) -> web.Response:

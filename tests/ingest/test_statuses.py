@@ -168,6 +168,37 @@ async def test_origin_outside_trusted_domains_is_403(
     assert answer.status == status
 
 
+async def test_browsers_get_cors_preflight_and_may_read_answers(
+    receiver: str, http: aiohttp.ClientSession, make_key: MakeKey
+) -> None:
+    """A browser's preflight is answered with the methods and headers a Segment client
+    sends; the answer to its POST, success or refusal, names its Origin so the page may
+    read it; server-side senders get no CORS headers."""
+    origin = "https://www.shop.example"
+    async with http.options(
+        f"{receiver}/v1/batch",
+        headers={"Origin": origin, "Access-Control-Request-Method": "POST"},
+    ) as preflight:
+        assert preflight.status == 200
+        assert "POST" in preflight.headers["Access-Control-Allow-Methods"]
+        assert "authorization" in preflight.headers["Access-Control-Allow-Headers"].lower()
+    key = await make_key(trusted_domains=["shop.example"])
+    ok = await send(
+        http, f"{receiver}/v1/track", TRACK, headers=basic_auth(key.api_key) | {"Origin": origin}
+    )
+    refused = await send(
+        http,
+        f"{receiver}/v1/track",
+        TRACK,
+        headers=basic_auth(key.api_key) | {"Origin": "https://evil.example"},
+    )
+    server_side = await send(http, f"{receiver}/v1/track", TRACK, headers=basic_auth(key.api_key))
+    assert (ok.status, ok.headers["Access-Control-Allow-Origin"]) == (200, origin)
+    assert refused.status == 403
+    assert refused.headers["Access-Control-Allow-Origin"] == "https://evil.example"
+    assert "Access-Control-Allow-Origin" not in server_side.headers
+
+
 def _sign(secret: str, body: bytes) -> str:
     return hmac.new(secret.encode(), body, hashlib.sha1).hexdigest()
 
