@@ -79,8 +79,14 @@ class Worker:
     ready: bool = True
 
     async def run(self) -> None:
-        """Run every lane until asked to stop; the batches in hand always finish."""
-        await asyncio.gather(*(self._run_lane(lane) for lane in range(len(self.locks))))
+        """Run every lane until asked to stop; the batches in hand always finish.
+
+        A lane that fails stops the others (a task group cancels them), so the worker
+        exits and its partitions move, rather than running on with some unserved.
+        """
+        async with asyncio.TaskGroup() as lanes:
+            for lane in range(len(self.locks)):
+                lanes.create_task(self._run_lane(lane), name=f"lane-{lane}")
 
     async def _run_lane(self, lane: int) -> None:
         """Fetch, apply, commit the lane's partitions, one batch after another."""
