@@ -91,6 +91,8 @@ _ROUTES: list[tuple[str, BodyKind, str | None]] = [
     ("/v1/import", BodyKind.BATCH, None),
     ("/segment", BodyKind.PARTNER, None),
 ]
+# Browsers may call these (and read their answers); metrics and probes stay server-side.
+_CALL_ROUTES = frozenset(path for path, _, _ in _ROUTES)
 
 
 async def _receiver_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -225,7 +227,7 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     except Exception:
         log.exception("request_failed")
         response = _reply(500, {"message": "internal error"})
-    if (origin := request.headers.get("Origin")) is not None:
+    if route in _CALL_ROUTES and (origin := request.headers.get("Origin")) is not None:
         # Browsers may read the answer; whether the origin may send at all is the
         # connector's trusted domains, checked with the key (403 otherwise).
         response.headers["Access-Control-Allow-Origin"] = origin

@@ -15,6 +15,7 @@ import collections
 import functools
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import structlog
@@ -41,57 +42,58 @@ def _partition(key: bytes, partitions: tuple[int, ...]) -> int:
 _default_partitioner = DefaultPartitioner()
 
 
+@dataclass(slots=True)
+class _Batch:
+    """Calls for one partition, and the future every request with a call in it waits on."""
+
+    records: BatchBuilder
+    acked: asyncio.Future[None]
+    expires_at: float  # loop time: the future fails then, and the batch is not sent
+
+
 class _Lane:
     """One partition's calls on their way to the broker.
 
-    Each batch carries one future that every request with a call in it waits on. The
-    future fails when the deadline passes, counted from the batch's first call, so no
-    request waits longer than the deadline, and a batch nobody waits for is not sent.
+    A batch's deadline counts from its first call, so no request waits longer than the
+    deadline, and a batch that nobody waits for any more is not sent.
     """
 
-    __slots__ = ("acked", "closed", "flushing", "open")
+    __slots__ = ("closed", "flushing", "open")
 
     def __init__(self) -> None:
-        self.open: BatchBuilder | None = None
-        self.acked: asyncio.Future[None] | None = None  # settles when `open` is acknowledged
-        self.closed: collections.deque[tuple[BatchBuilder, asyncio.Future[None]]] = (
-            collections.deque()
-        )
+        self.open: _Batch | None = None
+        self.closed: collections.deque[_Batch] = collections.deque()
         self.flushing = False
 
     def append(
         self, key: bytes, value: bytes, new_batch: Callable[[], BatchBuilder], deadline: float
     ) -> asyncio.Future[None]:
         """Add a record to the open batch, closing it first when full; its ack future."""
-        if self.open is not None and self.acked is not None:
-            if self.open.append(key=key, value=value, timestamp=None) is not None:
-                return self.acked
-            self.closed.append((self.open, self.acked))
-        batch, acked = self._start(new_batch(), deadline)
-        batch.append(key=key, value=value, timestamp=None)  # an empty batch takes any record
-        return acked
+        batch = self.open
+        if batch is not None and not batch.acked.done():  # done here means expired
+            if batch.records.append(key=key, value=value, timestamp=None) is not None:
+                return batch.acked
+            self.closed.append(batch)
+        batch = self.open = _start(new_batch(), deadline)
+        batch.records.append(key=key, value=value, timestamp=None)  # an empty batch takes one
+        return batch.acked
 
-    def _start(
-        self, batch: BatchBuilder, deadline: float
-    ) -> tuple[BatchBuilder, asyncio.Future[None]]:
-        loop = asyncio.get_running_loop()
-        acked: asyncio.Future[None] = loop.create_future()
-        timer = loop.call_later(deadline, _expire, acked, deadline)
-        acked.add_done_callback(functools.partial(_settled, timer))
-        self.open, self.acked = batch, acked
-        return batch, acked
-
-    def take(self) -> tuple[BatchBuilder, asyncio.Future[None]] | None:
+    def take(self) -> _Batch | None:
         """The next batch to send, oldest first, skipping those whose deadline has passed."""
         while self.closed:
-            taken = self.closed.popleft()
-            if not taken[1].done():
-                return taken
-        if self.open is None or self.acked is None:
-            return None
-        taken = (self.open, self.acked)
-        self.open = self.acked = None
-        return None if taken[1].done() else taken
+            batch = self.closed.popleft()
+            if not batch.acked.done():
+                return batch
+        last, self.open = self.open, None
+        return last if last is not None and not last.acked.done() else None
+
+
+def _start(records: BatchBuilder, deadline: float) -> _Batch:
+    loop = asyncio.get_running_loop()
+    acked: asyncio.Future[None] = loop.create_future()
+    timer = loop.call_later(deadline, _expire, acked, deadline)
+    acked.add_done_callback(functools.partial(_settled, timer))
+    return _Batch(records, acked, loop.time() + deadline)
 
 
 def _expire(acked: asyncio.Future[None], deadline: float) -> None:
@@ -184,9 +186,11 @@ class Publisher:
     async def _partitions(self) -> tuple[int, ...]:
         """The topic's partitions, from the producer's metadata once it has them."""
         known = self._producer.client.cluster.partitions_for_topic(self._topic)
-        if known is None:
+        if not known:
             async with asyncio.timeout(self._deadline):
                 known = await self._producer.partitions_for(self._topic)
+        if not known:
+            raise KafkaTimeoutError(f"topic {self._topic} has no partitions yet")
         if len(known) != len(self._partition_ids):  # partitions are only ever added
             self._partition_ids = tuple(sorted(known))
         return self._partition_ids
@@ -218,26 +222,27 @@ class Publisher:
     async def _flush(self, partition: int, lane: _Lane) -> None:
         """Hand the lane's batches to the producer in order until it is empty."""
         try:
-            while (taken := lane.take()) is not None:
-                builder, acked = taken
+            while (batch := lane.take()) is not None:
                 try:
-                    ack = await self._queue(builder, partition)
-                except (TimeoutError, KafkaError) as e:
-                    if not acked.done():
-                        acked.set_exception(e)
+                    ack = await self._queue(batch, partition)
+                except Exception as e:  # the lane goes on, whatever one batch met
+                    if not isinstance(e, TimeoutError | KafkaError):
+                        log.exception("batch_not_queued", partition=partition)
+                    if not batch.acked.done():
+                        batch.acked.set_exception(e)
                     continue
-                ack.add_done_callback(functools.partial(_settle, acked))
+                ack.add_done_callback(functools.partial(_settle, batch.acked))
         finally:
             lane.flushing = False
 
-    async def _queue(self, builder: BatchBuilder, partition: int) -> asyncio.Future[Any]:
-        """Queue a closed batch behind the partition's previous one, within the deadline."""
-        builder.close()
-        async with asyncio.timeout(self._deadline):
+    async def _queue(self, batch: _Batch, partition: int) -> asyncio.Future[Any]:
+        """Queue a batch behind the partition's previous one, before the batch expires."""
+        batch.records.close()
+        async with asyncio.timeout_at(batch.expires_at):
             while True:
                 try:
                     ack: asyncio.Future[Any] = await self._producer.send_batch(
-                        builder, self._topic, partition=partition
+                        batch.records, self._topic, partition=partition
                     )
                     return ack
                 except KafkaTimeoutError:

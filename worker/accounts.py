@@ -35,6 +35,12 @@ INSERT INTO accounts (workspace_id, group_id)
 SELECT w, gid FROM unnest($1::bigint[], $2::text[]) AS k (w, gid)
  ORDER BY w, gid
 ON CONFLICT (workspace_id, group_id) DO NOTHING
+RETURNING workspace_id, group_id
+"""
+
+_DELETE = """
+DELETE FROM accounts a USING unnest($1::bigint[], $2::bigint[]) AS d (w, id)
+ WHERE a.workspace_id = d.w AND a.id = d.id
 """
 
 _LOCK = f"""
@@ -68,11 +74,11 @@ ON CONFLICT (workspace_id, account_pk, user_pk) DO UPDATE
 
 
 async def lock(conn: Conn, group_ids: Sequence[tuple[int, str]]) -> list[Account]:
-    """Lock the accounts of these groups, creating the ones that do not exist yet."""
+    """Lock the accounts of these groups, creating (empty) the ones that do not exist yet."""
     if not group_ids:
         return []
     columns = columnar(group_ids, 2)
-    await conn.execute(_ENSURE, *columns)
+    inserted = {(r["workspace_id"], r["group_id"]) for r in await conn.fetch(_ENSURE, *columns)}
     rows = await conn.fetch(_LOCK, *columns)
     return [
         Account(
@@ -82,9 +88,16 @@ async def lock(conn: Conn, group_ids: Sequence[tuple[int, str]]) -> list[Account
             columns={c: r[c] for c in COLUMNS if r[c] is not None},
             traits=r["traits"],
             versions=r["field_versions"],
+            inserted=(r["workspace_id"], r["group_id"]) in inserted,
         )
         for r in rows
     ]
+
+
+async def delete(conn: Conn, accounts: Sequence[Account]) -> None:
+    """Remove accounts this batch created but no call used (a blocked identity's group)."""
+    if accounts:
+        await conn.execute(_DELETE, [a.workspace_id for a in accounts], [a.pk for a in accounts])
 
 
 async def assign_ids(conn: Conn, accounts: Sequence[Account]) -> None:

@@ -437,6 +437,7 @@ class _Batch:
         if account is None:
             account = Account(workspace_id=ws, group_id=group_id, new=True, changed=True)
             self.accounts[(ws, group_id)] = account
+        account.used = True
         return account
 
     # --- typed attributes and audiences -------------------------------------------------
@@ -551,6 +552,9 @@ class _Batch:
         await users.bump_anonymous_ids(conn, bumps)
 
     async def _flush_accounts(self, conn: Conn, keeps: Any) -> None:
+        await accounts.delete(
+            conn, [a for a in self.accounts.values() if a.inserted and not a.used]
+        )
         await accounts.assign_ids(conn, [a for a in self.accounts.values() if a.new])
         await accounts.save(conn, [a for a in self.accounts.values() if a.changed])
         await accounts.add_members(

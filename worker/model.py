@@ -112,3 +112,7 @@ class User(Profile):
 @dataclass(eq=False)
 class Account(Profile):
     group_id: str = ""
+    # Created empty by this batch before it was locked (see `accounts.lock`), and whether a
+    # call of the batch went on to use it: an unused one is removed again.
+    inserted: bool = False
+    used: bool = False

@@ -102,9 +102,12 @@ class Worker:
             if not records:
                 continue
             async with self.locks[lane]:
-                if await self.process(records):
+                # A rebalance may have taken partitions while we waited for the lock.
+                assigned = self.consumer.assignment()
+                records = [r for r in records if TopicPartition(r.topic, r.partition) in assigned]
+                if records and await self.process(records):
                     await self.commit(records)
-                await self.observe_lag(mine)
+                await self.observe_lag([tp for tp in mine if tp in assigned])
 
     def _partitions_of(self, lane: int) -> list[TopicPartition]:
         return [tp for tp in self.consumer.assignment() if tp.partition % len(self.locks) == lane]

@@ -173,7 +173,7 @@ async def test_browsers_get_cors_preflight_and_may_read_answers(
 ) -> None:
     """A browser's preflight is answered with the methods and headers a Segment client
     sends; the answer to its POST, success or refusal, names its Origin so the page may
-    read it; server-side senders get no CORS headers."""
+    read it; server-side senders get no CORS headers, and metrics none either."""
     origin = "https://www.shop.example"
     async with http.options(
         f"{receiver}/v1/batch",
@@ -197,6 +197,8 @@ async def test_browsers_get_cors_preflight_and_may_read_answers(
     assert refused.status == 403
     assert refused.headers["Access-Control-Allow-Origin"] == "https://evil.example"
     assert "Access-Control-Allow-Origin" not in server_side.headers
+    async with http.get(f"{receiver}/metrics", headers={"Origin": origin}) as metrics:
+        assert "Access-Control-Allow-Origin" not in metrics.headers
 
 
 def _sign(secret: str, body: bytes) -> str:

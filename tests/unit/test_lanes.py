@@ -30,7 +30,7 @@ async def test_batches_are_taken_oldest_first_then_the_open_one() -> None:
     acks = [lane.append(b"k", str(i).encode() * 50, small_batch, 3.0) for i in range(8)]
     taken = []
     while (batch := lane.take()) is not None:
-        taken.append(batch[1])
+        taken.append(batch.acked)
     assert taken == list(dict.fromkeys(acks))
     assert lane.open is None
 
@@ -43,3 +43,18 @@ async def test_a_batch_past_its_deadline_fails_and_is_not_sent() -> None:
     with pytest.raises(TimeoutError):
         await asyncio.wait_for(asyncio.shield(ack), 1)
     assert lane.take() is None
+
+
+async def test_a_record_after_expiry_starts_a_new_batch() -> None:
+    """Once the open batch has expired, the next record does not join it (its request
+    would be refused at once): it starts a fresh batch with a deadline of its own."""
+    lane = _Lane()
+    expired = lane.append(b"k", b"v", small_batch, 0.01)
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(asyncio.shield(expired), 1)
+    fresh = lane.append(b"k", b"w", small_batch, 3.0)
+    assert fresh is not expired
+    assert not fresh.done()
+    taken = lane.take()
+    assert taken is not None
+    assert (taken.acked, taken.records.record_count()) == (fresh, 1)

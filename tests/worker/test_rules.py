@@ -466,14 +466,17 @@ async def test_alias_merges_previous_id_into_user(
 async def test_free_email_users_are_ignored_until_a_work_email(
     apply: Apply, db: asyncpg.Connection, workspace: CreatedKey
 ) -> None:
-    """With blocking on, a gmail identify and the calls after it are ignored; a work email
-    lets the identity in."""
+    """With blocking on, a gmail identify and the calls after it are ignored (its group call
+    leaves no account behind); a work email lets the identity in."""
     await admin.create_key(db, workspace.workspace, workspace.connector, block_free_email=True)
     blocked = await apply(
         {"type": "identify", "userId": "u1", "traits": {"email": "j@gmail.com"}},
         {"type": "track", "userId": "u1", "event": "E"},
+        {"type": "group", "userId": "u1", "groupId": "g1", "traits": {"name": "Initech"}},
     )
     nothing = await users(db, workspace)
+    assert blocked.calls[("group", "blocked")] == 1
+    assert await count(db, "accounts", workspace) == 0
     await apply({"type": "identify", "userId": "u1", "traits": {"email": "j@initech.com"}})
     await apply({"type": "track", "userId": "u1", "event": "E2"})
     after = await users(db, workspace)
