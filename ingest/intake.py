@@ -164,7 +164,7 @@ def prepare(
     heads = parsed.heads
     for index, raw in enumerate(parsed.messages):
         try:
-            head = _decode_head(raw) if heads is None else _sized(raw, heads[index])
+            head = _head(raw, None if heads is None else heads[index])
             kind = _check(head, default_type)
         except (InvalidRequest, TooLarge, UnsupportedType) as e:
             refusals.add(type(e))
@@ -205,15 +205,12 @@ def _refusal(
     return InvalidRequest(reason, rejected)
 
 
-def _sized(raw: msgspec.Raw, head: MessageHead) -> MessageHead:
+def _head(raw: msgspec.Raw, decoded: MessageHead | None) -> MessageHead:
+    """The message's head, decoded here unless the whole batch's already was."""
     if len(raw) > MAX_MESSAGE_BYTES:
         raise TooLarge(f"message is over {MAX_MESSAGE_BYTES // 1024} KB")
-    return head
-
-
-def _decode_head(raw: msgspec.Raw) -> MessageHead:
-    if len(raw) > MAX_MESSAGE_BYTES:
-        raise TooLarge(f"message is over {MAX_MESSAGE_BYTES // 1024} KB")
+    if decoded is not None:
+        return decoded
     try:
         return _head_decoder.decode(raw)
     except msgspec.ValidationError as e:

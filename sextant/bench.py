@@ -111,13 +111,7 @@ def _headers(key: str) -> dict[str, str]:
 def service_env(settings: Settings, **extra: str) -> dict[str, str]:
     return {
         **os.environ,
-        "DATABASE_URL": settings.require_database_url(),
-        "KAFKA_BOOTSTRAP_SERVERS": settings.require_kafka(),
-        "KAFKA_ENABLE_IDEMPOTENCE": "true" if settings.kafka_enable_idempotence else "false",
-        "KAFKA_TOPIC": settings.kafka_topic,
-        "KAFKA_DLQ_TOPIC": settings.kafka_dlq_topic,
-        "KAFKA_CONSUMER_GROUP": settings.kafka_consumer_group,
-        "KAFKA_TOPIC_PARTITIONS": str(settings.kafka_topic_partitions),
+        **settings.service_env(),
         "LOG_LEVEL": os.environ.get("BENCH_LOG_LEVEL", "warning"),
         **extra,
     }

@@ -51,10 +51,7 @@ async def _prepare(settings: Settings) -> str:
 
 
 def _child_env(settings: Settings) -> dict[str, str]:
-    env = dict(os.environ)
-    env["DATABASE_URL"] = settings.require_database_url()
-    env["KAFKA_BOOTSTRAP_SERVERS"] = settings.require_kafka()
-    env["KAFKA_ENABLE_IDEMPOTENCE"] = "true" if settings.kafka_enable_idempotence else "false"
+    env = {**os.environ, **settings.service_env()}
     env.setdefault("LOG_FORMAT", "console")
     return env
 

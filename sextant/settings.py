@@ -62,6 +62,18 @@ class Settings:
             raise ConfigError("KAFKA_BOOTSTRAP_SERVERS is not set")
         return self.kafka_bootstrap_servers
 
+    def service_env(self) -> dict[str, str]:
+        """The variables that point a child process at these services and topics."""
+        return {
+            "DATABASE_URL": self.require_database_url(),
+            "KAFKA_BOOTSTRAP_SERVERS": self.require_kafka(),
+            "KAFKA_ENABLE_IDEMPOTENCE": "true" if self.kafka_enable_idempotence else "false",
+            "KAFKA_TOPIC": self.kafka_topic,
+            "KAFKA_DLQ_TOPIC": self.kafka_dlq_topic,
+            "KAFKA_CONSUMER_GROUP": self.kafka_consumer_group,
+            "KAFKA_TOPIC_PARTITIONS": str(self.kafka_topic_partitions),
+        }
+
     def with_services(self, database_url: str, kafka_bootstrap_servers: str) -> Settings:
         return dataclasses.replace(
             self, database_url=database_url, kafka_bootstrap_servers=kafka_bootstrap_servers

@@ -59,12 +59,7 @@ def service_env(settings: Settings, **extra: str) -> dict[str, str]:
     """The environment an operator would set to reach this test's services and topics."""
     return {
         **os.environ,
-        "DATABASE_URL": settings.require_database_url(),
-        "KAFKA_BOOTSTRAP_SERVERS": settings.require_kafka(),
-        "KAFKA_TOPIC": settings.kafka_topic,
-        "KAFKA_DLQ_TOPIC": settings.kafka_dlq_topic,
-        "KAFKA_CONSUMER_GROUP": settings.kafka_consumer_group,
-        "KAFKA_TOPIC_PARTITIONS": str(settings.kafka_topic_partitions),
+        **settings.service_env(),
         "KAFKA_ENABLE_IDEMPOTENCE": "false",
         "LOG_LEVEL": "warning",
         **extra,

@@ -8,7 +8,6 @@ from typing import Final
 from sextant.db import Conn
 from worker.columnar import columnar
 from worker.model import Account
-from worker.sequences import assign_from_sequence
 
 COLUMNS: Final = (
     "name",
@@ -98,10 +97,6 @@ async def delete(conn: Conn, accounts: Sequence[Account]) -> None:
     """Remove accounts this batch created but no call used (a blocked identity's group)."""
     if accounts:
         await conn.execute(_DELETE, [a.workspace_id for a in accounts], [a.pk for a in accounts])
-
-
-async def assign_ids(conn: Conn, accounts: Sequence[Account]) -> None:
-    await assign_from_sequence(conn, "accounts", accounts)
 
 
 async def save(conn: Conn, accounts: Sequence[Account]) -> None:

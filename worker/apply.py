@@ -23,10 +23,10 @@ from ingest.wire import identifier
 from sextant.db import Conn
 from sextant.errors import SextantError
 from worker import accounts, definitions, events, ledger, users
-from worker.calls import Alias, AnyCall, Delete, Group, Identify, Page, Screen, Track
+from worker.calls import Alias, AnyCall, Delete, Group, Identify, IdentityKey, Page, Screen, Track
 from worker.definitions import Definitions
 from worker.events import Event, PageView
-from worker.ledger import IdentityKey, Tombstone
+from worker.ledger import Tombstone
 from worker.model import Account, Profile, User
 from worker.traits import (
     AttributeType,
@@ -433,10 +433,8 @@ class _Batch:
                 self._keep_membership(winner, audience, membership)
 
     def _account_for(self, ws: int, group_id: str) -> Account:
-        account = self.accounts.get((ws, group_id))
-        if account is None:
-            account = Account(workspace_id=ws, group_id=group_id, new=True, changed=True)
-            self.accounts[(ws, group_id)] = account
+        """The group's account: `load` created and locked every group of the batch."""
+        account = self.accounts[(ws, group_id)]
         account.used = True
         return account
 
@@ -555,7 +553,6 @@ class _Batch:
         await accounts.delete(
             conn, [a for a in self.accounts.values() if a.inserted and not a.used]
         )
-        await accounts.assign_ids(conn, [a for a in self.accounts.values() if a.new])
         await accounts.save(conn, [a for a in self.accounts.values() if a.changed])
         await accounts.add_members(
             conn,

@@ -10,8 +10,6 @@ from sextant.db import Conn
 from worker.calls import IdentityKey
 from worker.columnar import columnar
 
-__all__ = ["IdentityKey", "Tombstone"]
-
 
 @dataclass(frozen=True, slots=True)
 class Tombstone:

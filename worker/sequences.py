@@ -1,4 +1,4 @@
-"""Ids for new users and accounts, taken from their sequences before the rows are written."""
+"""Ids for new users, taken from their sequence before the rows are written."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from worker.model import Profile
 
 
 async def assign_from_sequence(conn: Conn, table: str, rows: Sequence[Profile]) -> None:
-    """Give new users or accounts their ids in one round trip, before anything refers to them."""
+    """Give new rows their ids in one round trip, before anything refers to them."""
     if rows:
         ids = await conn.fetch(
             "SELECT nextval(pg_get_serial_sequence($1, 'id')) FROM generate_series(1, $2)",

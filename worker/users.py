@@ -265,8 +265,10 @@ async def assign_ids(conn: Conn, users: Sequence[User]) -> None:
 async def save(conn: Conn, users: Sequence[User]) -> None:
     """Write changed users: whole rows for new users and changed fields, counters and seen
     times only for the rest."""
-    whole = [u for u in users if u.new or u.fields_changed]
-    seen = [u for u in users if not (u.new or u.fields_changed)]
+    whole: list[User] = []
+    seen: list[User] = []
+    for user in users:
+        (whole if user.new or user.fields_changed else seen).append(user)
     if seen:
         await conn.execute(
             _UPDATE_SEEN,
