@@ -46,6 +46,8 @@ SOAK_RATE = int(os.environ.get("BENCH_SOAK_RATE", "5000"))
 SOAK_SECONDS = float(os.environ.get("BENCH_SOAK_SECONDS", "300"))
 USERS = 10_000
 CONNECTIONS = int(os.environ.get("BENCH_CONNECTIONS", "32"))
+# The bare app's stand-in for a broker acknowledgement, like the producer's 1 ms linger.
+SIMULATED_ACK_MS = 1.0
 
 
 # --- the bodies -------------------------------------------------------------------------
@@ -185,39 +187,41 @@ def wrk(url: str, body: bytes, headers: dict[str, str], seconds: float) -> float
 
 
 def bench_receiver(settings: Settings, key: str) -> dict[str, float]:
+    """The receiver, the bare app, and the bare app waiting for a simulated ack, in turn."""
     rng = random.Random(1)
-    batch = batch_body([realistic_call(rng, i) for i in range(100)])
-    single = msgspec.json.encode(realistic_call(rng, 101))
+    bodies = {
+        "batch": (batch_body([realistic_call(rng, i) for i in range(100)]), 100),
+        "single": (msgspec.json.encode(realistic_call(rng, 101)), 1),
+    }
     auth = _headers(key)
     results: dict[str, float] = {}
     port = free_port()
     env = service_env(settings, PORT=str(port), HOST="127.0.0.1")
     with process(["-m", "sextant", "serve"], env) as receiver:
         wait_http(f"http://127.0.0.1:{port}/readyz")
-        wrk(f"http://127.0.0.1:{port}/v1/batch", batch, auth, 2)  # warm up
-        results["receiver_batch_calls_s"] = 100 * wrk(
-            f"http://127.0.0.1:{port}/v1/batch", batch, auth, RECEIVER_SECONDS
-        )
-        results["receiver_single_calls_s"] = wrk(
-            f"http://127.0.0.1:{port}/v1/track", single, auth, RECEIVER_SECONDS
-        )
+        results |= _calls_per_second("receiver", port, bodies, auth)
         results["receiver_peak_rss_mib"] = rss_kib(receiver.pid, "VmHWM") / 1024
-    bare_port = free_port()
-    with process(["-m", "sextant.bench_bare", str(bare_port)], dict(os.environ)):
-        wait_http(f"http://127.0.0.1:{bare_port}/healthz")
-        wrk(f"http://127.0.0.1:{bare_port}/v1/batch", batch, auth, 2)
-        results["bare_batch_calls_s"] = 100 * wrk(
-            f"http://127.0.0.1:{bare_port}/v1/batch", batch, auth, RECEIVER_SECONDS
-        )
-        results["bare_single_calls_s"] = wrk(
-            f"http://127.0.0.1:{bare_port}/v1/track", single, auth, RECEIVER_SECONDS
-        )
-    results["receiver_batch_ratio"] = (
-        results["receiver_batch_calls_s"] / results["bare_batch_calls_s"]
-    )
-    results["receiver_single_ratio"] = (
-        results["receiver_single_calls_s"] / results["bare_single_calls_s"]
-    )
+    for name, extra in (("bare", []), ("bare_ack", [str(SIMULATED_ACK_MS)])):
+        bare_port = free_port()
+        with process(["-m", "sextant.bench_bare", str(bare_port), *extra], dict(os.environ)):
+            wait_http(f"http://127.0.0.1:{bare_port}/healthz")
+            results |= _calls_per_second(name, bare_port, bodies, auth)
+    for shape in bodies:
+        bare = results[f"bare_{shape}_calls_s"]
+        results[f"receiver_{shape}_ratio"] = results[f"receiver_{shape}_calls_s"] / bare
+        results[f"bare_ack_{shape}_ratio"] = results[f"bare_ack_{shape}_calls_s"] / bare
+    return results
+
+
+def _calls_per_second(
+    name: str, port: int, bodies: dict[str, tuple[bytes, int]], auth: dict[str, str]
+) -> dict[str, float]:
+    """wrk against one server: batches, then single calls, after a short warm-up."""
+    results = {}
+    for shape, (body, calls) in bodies.items():
+        url = f"http://127.0.0.1:{port}/v1/{'batch' if shape == 'batch' else 'track'}"
+        wrk(url, body, auth, 2)
+        results[f"{name}_{shape}_calls_s"] = calls * wrk(url, body, auth, RECEIVER_SECONDS)
     return results
 
 
@@ -369,7 +373,8 @@ async def bench_steady(settings: Settings, rate: int, seconds: float) -> dict[st
             procs = {"receiver": receiver, "worker": workers[0]}
             stop = asyncio.Event()
             watcher = asyncio.create_task(_watch_applied(pool, ws.workspace_id, seen_at, stop))
-            early: dict[str, int] = {}
+            early: dict[str, int] = {}  # RSS once warmed up, and half-way: a leak keeps
+            middle: dict[str, int] = {}  # growing in the second half, warm-up does not
             started = time.perf_counter()
             headers = _headers(ws.api_key)
             tick, per_tick, n = 0.02, max(1, rate // 50), 0
@@ -387,6 +392,8 @@ async def bench_steady(settings: Settings, rate: int, seconds: float) -> dict[st
                     task.add_done_callback(pending.discard)
                     if not early and elapsed > min(60.0, seconds / 5):
                         early = {k: rss_kib(p.pid) for k, p in procs.items()}
+                    if not middle and elapsed > seconds / 2:
+                        middle = {k: rss_kib(p.pid) for k, p in procs.items()}
                     await asyncio.sleep(
                         max(0.0, started + (n / per_tick) * tick - time.perf_counter())
                     )
@@ -402,7 +409,8 @@ async def bench_steady(settings: Settings, rate: int, seconds: float) -> dict[st
             late = {k: rss_kib(p.pid) for k, p in procs.items()}
             for k, p in procs.items():
                 results[f"{k}_peak_rss_mib"] = rss_kib(p.pid, "VmHWM") / 1024
-                results[f"{k}_soak_growth_pct"] = 100 * (late[k] / early[k] - 1) if early else 0
+                results[f"{k}_soak_growth_pct"] = _growth(early, late, k)
+                results[f"{k}_second_half_growth_pct"] = _growth(middle, late, k)
     await pool.close()
     lags = sorted(seen_at[m] - sent_at[m] for m in seen_at if m in sent_at)
     results["steady_offered_calls_s"] = len(sent_at) / seconds
@@ -410,6 +418,10 @@ async def bench_steady(settings: Settings, rate: int, seconds: float) -> dict[st
     results["lag_p50_s"] = lags[len(lags) // 2]
     results["lag_p99_s"] = lags[int(len(lags) * 0.99)]
     return results
+
+
+def _growth(before: dict[str, int], after: dict[str, int], name: str) -> float:
+    return 100 * (after[name] / before[name] - 1) if before else 0.0
 
 
 async def _post(
@@ -510,7 +522,7 @@ def main() -> int:
     if "steady" in only:
         with phase(base, "steady") as (settings, _):
             steady = asyncio.run(bench_steady(settings, STEADY_RATE, STEADY_SECONDS))
-        results |= {k: v for k, v in steady.items() if not k.endswith("soak_growth_pct")}
+        results |= {k: v for k, v in steady.items() if "growth" not in k}
     if "soak" in only:
         with phase(base, "soak") as (settings, _):
             soak = asyncio.run(bench_steady(settings, SOAK_RATE, SOAK_SECONDS))
@@ -541,6 +553,12 @@ def print_table(r: dict[str, Any]) -> None:
             f"{r['receiver_single_ratio']:.2f}x",
         ),
         (
+            f"bare app, {SIMULATED_ACK_MS:g} ms ack wait",
+            f"{r['bare_ack_batch_calls_s']:,.0f} calls/s",
+            f"singles {r['bare_ack_single_calls_s']:,.0f}",
+            f"{r['bare_ack_batch_ratio']:.2f}x / {r['bare_ack_single_ratio']:.2f}x of bare",
+        ),
+        (
             "end to end, 1 worker",
             f"{r['e2e_1_worker_calls_s']:,.0f} calls/s",
             f"upsert ceiling {r['ceiling_upsert_calls_s']:,.0f}",
@@ -557,13 +575,15 @@ def print_table(r: dict[str, Any]) -> None:
         (
             "receiver memory",
             f"peak {r['receiver_peak_rss_mib']:,.0f} MiB",
-            f"growth {r['receiver_soak_growth_pct']:+.1f}% over the soak",
+            f"growth {r['receiver_soak_growth_pct']:+.1f}%, "
+            f"{r['receiver_second_half_growth_pct']:+.1f}% in 2nd half",
             f"{r['soak_seconds']:.0f} s at {r['soak_calls_s']:,.0f} calls/s",
         ),
         (
             "worker memory",
             f"peak {r['worker_peak_rss_mib']:,.0f} MiB",
-            f"growth {r['worker_soak_growth_pct']:+.1f}% over the soak",
+            f"growth {r['worker_soak_growth_pct']:+.1f}%, "
+            f"{r['worker_second_half_growth_pct']:+.1f}% in 2nd half",
             "",
         ),
     ]
