@@ -593,7 +593,7 @@ def print_table(r: dict[str, Any]) -> None:
         f"Postgres {m['postgres']}, broker {m['broker']}\n"
     )
     for row in rows:
-        print(f"  {row[0]:<30}{row[1]:>22}   {row[2]:<28}{row[3]}")
+        print(f"  {row[0]:<30}{row[1]:>22}   {row[2]:<36}{row[3]}")
     print()
 
 

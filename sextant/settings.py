@@ -43,7 +43,9 @@ class Settings:
     key_refresh_seconds: float = 2.0
     producer_linger_ms: int = 1
     db_pool_size: int = 10
-    worker_batch_size: int = 1000
+    # Calls per transaction: a batch costs about 20 statements whatever its size. In
+    # alternating `make bench` runs 3,000 beat 1,000 by about 15% and 5,000 was no better.
+    worker_batch_size: int = 3000
     worker_lanes: int = 2
     worker_port: int = 8081  # the worker's /healthz, /readyz and /metrics
 
@@ -107,7 +109,7 @@ class Settings:
             key_refresh_seconds=read("KEY_REFRESH_SECONDS", _float_in(0.05, 4.0), 2.0),
             producer_linger_ms=read("PRODUCER_LINGER_MS", _int_in(0, 1000), 1),
             db_pool_size=read("DB_POOL_SIZE", _int_in(1, 1000), 10),
-            worker_batch_size=read("WORKER_BATCH_SIZE", _int_in(1, 50_000), 1000),
+            worker_batch_size=read("WORKER_BATCH_SIZE", _int_in(1, 50_000), 3000),
             worker_lanes=read("WORKER_LANES", _int_in(1, 64), 2),
             worker_port=read("WORKER_PORT", _int_in(0, 65_535), 8081),
         )
