@@ -103,6 +103,6 @@ compose-down: ## stop the compose stack and delete its volumes
 clean: ## remove .venv and caches
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis .sextant
 
-bench: $(STAMP) ## throughput, lag and memory in one run (about 10 minutes; BENCH_SOAK_SECONDS=300)
+bench: $(STAMP) ## throughput, lag and memory in one run (about 11 minutes; BENCH_SOAK_SECONDS=300)
 	@command -v wrk >/dev/null || { command -v apt-get >/dev/null && (apt-get install -y -qq wrk >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq wrk)); }
 	$(BIN)/python -m sextant.bench
