@@ -96,22 +96,32 @@ class Settings:
             kafka_bootstrap_servers=read("KAFKA_BOOTSTRAP_SERVERS", _bootstrap, None),
             kafka_topic=topic,
             kafka_dlq_topic=dlq_topic,
-            kafka_enable_idempotence=read("KAFKA_ENABLE_IDEMPOTENCE", _bool, True),
-            kafka_topic_partitions=read("KAFKA_TOPIC_PARTITIONS", _int_in(1, 10_000), 12),
-            kafka_replication_factor=read("KAFKA_REPLICATION_FACTOR", _int_in(1, 100), 1),
+            kafka_enable_idempotence=read(
+                "KAFKA_ENABLE_IDEMPOTENCE", _bool, cls.kafka_enable_idempotence
+            ),
+            kafka_topic_partitions=read(
+                "KAFKA_TOPIC_PARTITIONS", _int_in(1, 10_000), cls.kafka_topic_partitions
+            ),
+            kafka_replication_factor=read(
+                "KAFKA_REPLICATION_FACTOR", _int_in(1, 100), cls.kafka_replication_factor
+            ),
             kafka_consumer_group=read("KAFKA_CONSUMER_GROUP", _nonempty, cls.kafka_consumer_group),
             host=read("HOST", _nonempty, cls.host),
             port=read("PORT", _int_in(0, 65_535), cls.port),
             log_level=read("LOG_LEVEL", _choice(_LOG_LEVELS), cls.log_level),
             log_format=read("LOG_FORMAT", _choice(("json", "console")), cls.log_format),
             destination_name=read("DESTINATION_NAME", _nonempty, cls.destination_name),
-            broker_ack_timeout=read("BROKER_ACK_TIMEOUT", _float_in(0.05, 4.5), 3.0),
-            key_refresh_seconds=read("KEY_REFRESH_SECONDS", _float_in(0.05, 4.0), 2.0),
-            producer_linger_ms=read("PRODUCER_LINGER_MS", _int_in(0, 1000), 1),
-            db_pool_size=read("DB_POOL_SIZE", _int_in(1, 1000), 10),
-            worker_batch_size=read("WORKER_BATCH_SIZE", _int_in(1, 50_000), 3000),
-            worker_lanes=read("WORKER_LANES", _int_in(1, 64), 2),
-            worker_port=read("WORKER_PORT", _int_in(0, 65_535), 8081),
+            broker_ack_timeout=read(
+                "BROKER_ACK_TIMEOUT", _float_in(0.05, 4.5), cls.broker_ack_timeout
+            ),
+            key_refresh_seconds=read(
+                "KEY_REFRESH_SECONDS", _float_in(0.05, 4.0), cls.key_refresh_seconds
+            ),
+            producer_linger_ms=read("PRODUCER_LINGER_MS", _int_in(0, 1000), cls.producer_linger_ms),
+            db_pool_size=read("DB_POOL_SIZE", _int_in(1, 1000), cls.db_pool_size),
+            worker_batch_size=read("WORKER_BATCH_SIZE", _int_in(1, 50_000), cls.worker_batch_size),
+            worker_lanes=read("WORKER_LANES", _int_in(1, 64), cls.worker_lanes),
+            worker_port=read("WORKER_PORT", _int_in(0, 65_535), cls.worker_port),
         )
 
 

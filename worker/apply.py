@@ -611,7 +611,7 @@ def _scopes(calls: list[AnyCall]) -> set[tuple[int, str, str]]:
         kind = type(call)  # not `match`: class patterns take the slow isinstance path
         if kind is Identify or kind is Track:
             scopes.add((call.workspace_id, "user", ""))  # audience traits live on the user
-            if type(call) is Track:
+            if type(call) is Track:  # narrows `call` for the type checker
                 scopes.add((call.workspace_id, "event", call.event))
         elif kind is Group:
             scopes.add((call.workspace_id, "account", ""))

@@ -12,7 +12,6 @@ import asyncpg
 from sextant.db import Conn
 from worker.columnar import columnar
 from worker.model import User, split_version
-from worker.sequences import assign_from_sequence
 
 COLUMNS: Final = (
     "email",
@@ -63,6 +62,8 @@ SELECT a.workspace_id, a.anonymous_id, a.user_pk
   JOIN unnest($1::bigint[], $2::text[]) AS k (w, aid)
     ON a.workspace_id = k.w AND a.anonymous_id = k.aid
 """
+
+_NEW_IDS = "SELECT nextval(pg_get_serial_sequence('users', 'id')) FROM generate_series(1, $1)"
 
 # Rows travel as one JSON document: asyncpg checks every element of every array
 # parameter in Python, which cost more than the whole statement on the server.
@@ -259,7 +260,11 @@ async def anonymous_id_owners(
 
 
 async def assign_ids(conn: Conn, users: Sequence[User]) -> None:
-    await assign_from_sequence(conn, "users", users)
+    """Give new users their ids in one round trip, before anything refers to them."""
+    if users:
+        ids = await conn.fetch(_NEW_IDS, len(users))
+        for user, (pk,) in zip(users, ids, strict=True):
+            user.pk = pk
 
 
 async def save(conn: Conn, users: Sequence[User]) -> None:
