@@ -105,4 +105,4 @@ clean: ## remove .venv and caches
 
 bench: $(STAMP) ## throughput, lag and memory in one run (about 11 minutes; BENCH_SOAK_SECONDS=300)
 	@command -v wrk >/dev/null || { command -v apt-get >/dev/null && (apt-get install -y -qq wrk >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq wrk)); }
-	$(BIN)/python -m sextant.bench
+	$(BIN)/python -m bench

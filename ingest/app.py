@@ -11,19 +11,19 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import asyncpg
 import msgspec
 import structlog
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from ingest.auth import check_origin, check_signature, key_from_headers
-from ingest.intake import BodyKind, Intake, decompress, parse_body, prepare
+from ingest.intake import BodyShape, Intake, decompress, parse_body, prepare
 from ingest.keys import Credential, KeyStore
 from ingest.metrics import IngestMetrics
 from ingest.openapi import openapi_document
 from ingest.producer import Publisher
-from ingest.wire import MAX_REQUEST_BYTES, Stamp
+from ingest.wire import MAX_REQUEST_BYTES
+from sextant.calls import Stamp
+from sextant.db import create_pool
 from sextant.errors import (
     Forbidden,
     InvalidRequest,
@@ -34,6 +34,7 @@ from sextant.errors import (
     UnsupportedType,
 )
 from sextant.kafka import ensure_topics
+from sextant.probes import add_probes
 from sextant.settings import Settings
 
 log = structlog.get_logger()
@@ -72,24 +73,29 @@ def create_app(settings: Settings) -> web.Application:
     app[SETTINGS] = settings
     app[METRICS] = IngestMetrics()
     app.cleanup_ctx.append(_receiver_ctx)
-    for path, kind, default_type in _ROUTES:
-        app.router.add_post(path, _handler(path, kind, default_type))
+    for path, shape, default_type in _ROUTES:
+        app.router.add_post(path, _handler(path, shape, default_type))
         app.router.add_route("OPTIONS", path, _preflight)
-    app.router.add_get("/healthz", _healthz)
-    app.router.add_get("/readyz", _readyz)
-    app.router.add_get("/metrics", _metrics)
+
+    def readiness() -> dict[str, bool]:
+        receiver = app.get(RECEIVER)
+        if receiver is None:
+            return {"broker": False, "keys": False}
+        return {"broker": receiver.publisher.broker_ok, "keys": receiver.keys.loaded}
+
+    add_probes(app, readiness, app[METRICS].registry)
     app.router.add_get("/openapi.json", _openapi)
     return app
 
 
-_ROUTES: list[tuple[str, BodyKind, str | None]] = [
+_ROUTES: list[tuple[str, BodyShape, str | None]] = [
     *(
-        (f"/v1/{t}", BodyKind.SINGLE, t)
+        (f"/v1/{t}", BodyShape.SINGLE, t)
         for t in ("identify", "track", "page", "screen", "group", "alias")
     ),
-    ("/v1/batch", BodyKind.BATCH, None),
-    ("/v1/import", BodyKind.BATCH, None),
-    ("/segment", BodyKind.PARTNER, None),
+    ("/v1/batch", BodyShape.BATCH, None),
+    ("/v1/import", BodyShape.BATCH, None),
+    ("/segment", BodyShape.PARTNER, None),
 ]
 # Browsers may call these (and read their answers); metrics and probes stay server-side.
 _CALL_ROUTES = frozenset(path for path, _, _ in _ROUTES)
@@ -97,7 +103,7 @@ _CALL_ROUTES = frozenset(path for path, _, _ in _ROUTES)
 
 async def _receiver_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
-    pool = await asyncpg.create_pool(settings.require_database_url(), min_size=1, max_size=2)
+    pool = await create_pool(settings, max_size=2)
     keys = KeyStore(pool, settings.key_refresh_seconds)
     publisher = Publisher(settings, app[METRICS])
     try:
@@ -122,7 +128,7 @@ async def _receiver_ctx(app: web.Application) -> AsyncIterator[None]:
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-def _handler(route: str, kind: BodyKind, default_type: str | None) -> Handler:
+def _handler(route: str, shape: BodyShape, default_type: str | None) -> Handler:
     async def handle(request: web.Request) -> web.Response:
         receiver = request.app[RECEIVER]
         raw = await _read_body(request)
@@ -131,7 +137,7 @@ def _handler(route: str, kind: BodyKind, default_type: str | None) -> Handler:
         credential = None
         if header_key is not None:
             credential = await _authorize(receiver, header_key, request, raw)
-        parsed = parse_body(body, kind)
+        parsed = parse_body(body, shape)
         if credential is None:
             credential = await _authorize(receiver, parsed.write_key, request, raw)
         structlog.contextvars.bind_contextvars(workspace=credential.workspace_id)
@@ -192,8 +198,8 @@ def _now_iso() -> str:
 
 
 def _count(metrics: IngestMetrics, intake: Intake) -> None:
-    for kind, n in Counter(intake.types).items():  # one update per type, not per call
-        metrics.call_counter(kind, "accepted").inc(n)
+    for call_type, n in Counter(intake.types).items():  # one update per type, not per call
+        metrics.call_counter(call_type, "accepted").inc(n)
     if intake.skipped:
         metrics.call_counter("any", "skipped").inc(intake.skipped)
     if intake.rejected:
@@ -266,23 +272,6 @@ _PREFLIGHT_HEADERS = {
 async def _preflight(request: web.Request) -> web.Response:
     """CORS preflight for browser sources (analytics.js sending straight to us)."""
     return _reply(200, {"ok": True}, _PREFLIGHT_HEADERS)
-
-
-async def _healthz(request: web.Request) -> web.Response:
-    return _reply(200, {"ok": True})
-
-
-async def _readyz(request: web.Request) -> web.Response:
-    receiver = request.app[RECEIVER]
-    checks = {"broker": receiver.publisher.broker_ok, "keys": receiver.keys.loaded}
-    return _reply(200 if all(checks.values()) else 503, {"ready": all(checks.values()), **checks})
-
-
-async def _metrics(request: web.Request) -> web.Response:
-    body = generate_latest(request.app[METRICS].registry)
-    response = web.Response(body=body)
-    response.content_type = CONTENT_TYPE_LATEST.split(";")[0]
-    return response
 
 
 async def _openapi(request: web.Request) -> web.Response:

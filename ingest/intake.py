@@ -19,15 +19,12 @@ from ingest.wire import (
     MAX_BATCH_MESSAGES,
     MAX_MESSAGE_BYTES,
     MAX_REQUEST_BYTES,
-    STAMP_FIELD,
-    SUPPORTED_TYPES,
     BatchBody,
     BatchHeads,
     KeyOnly,
     MessageHead,
-    Stamp,
-    identifier,
 )
+from sextant.calls import CALL_TYPES, STAMP_FIELD, Stamp, identifier
 from sextant.errors import InvalidRequest, RequestRejected, TooLarge, UnsupportedType
 
 _batch_decoder = msgspec.json.Decoder(BatchBody)
@@ -39,7 +36,7 @@ _dict_decoder = msgspec.json.Decoder(dict[str, Any])
 _encoder = msgspec.json.Encoder()
 
 
-class BodyKind(enum.Enum):
+class BodyShape(enum.Enum):
     SINGLE = "single"  # /v1/identify, /v1/track, ...: one message
     BATCH = "batch"  # /v1/batch, /v1/import: {"batch": [...]}
     PARTNER = "partner"  # /segment: one message or an array of them
@@ -94,12 +91,12 @@ def decompress(body: bytes, encoding: str | None) -> bytes:
             return bytes(data)
 
 
-def parse_body(body: bytes, kind: BodyKind) -> ParsedBody:
+def parse_body(body: bytes, shape: BodyShape) -> ParsedBody:
     """Split a body into its messages without decoding them."""
     body = body.strip()
     try:
-        match kind:
-            case BodyKind.BATCH:
+        match shape:
+            case BodyShape.BATCH:
                 batch = _batch_decoder.decode(body)
                 parsed = ParsedBody(
                     batch.batch,
@@ -108,16 +105,16 @@ def parse_body(body: bytes, kind: BodyKind) -> ParsedBody:
                     batch.integrations,
                     _heads_at_once(body),
                 )
-            case BodyKind.SINGLE:
+            case BodyShape.SINGLE:
                 parsed = ParsedBody([msgspec.Raw(body)], _single_decoder.decode(body).writeKey)
-            case BodyKind.PARTNER:
+            case BodyShape.PARTNER:
                 top = _partner_decoder.decode(body)
                 if isinstance(top, list):
                     parsed = ParsedBody(top)
                 else:
                     parsed = ParsedBody([msgspec.Raw(body)], top.writeKey)
     except msgspec.ValidationError as e:
-        raise InvalidRequest(f"body is not a valid {_shape(kind)}: {e}") from e
+        raise InvalidRequest(f"body is not a valid {_described(shape)}: {e}") from e
     except msgspec.DecodeError as e:
         raise InvalidRequest(f"body is not JSON: {e}") from e
     if len(parsed.messages) > MAX_BATCH_MESSAGES:
@@ -135,12 +132,12 @@ def _heads_at_once(body: bytes) -> list[MessageHead] | None:
         return None
 
 
-def _shape(kind: BodyKind) -> str:
+def _described(shape: BodyShape) -> str:
     return {
-        BodyKind.BATCH: 'batch object ({"batch": [...]})',
-        BodyKind.SINGLE: "message object",
-        BodyKind.PARTNER: "message object or array of messages",
-    }[kind]
+        BodyShape.BATCH: 'batch object ({"batch": [...]})',
+        BodyShape.SINGLE: "message object",
+        BodyShape.PARTNER: "message object or array of messages",
+    }[shape]
 
 
 def prepare(
@@ -165,7 +162,7 @@ def prepare(
     for index, raw in enumerate(parsed.messages):
         try:
             head = _head(raw, None if heads is None else heads[index])
-            kind = _check(head, default_type)
+            call_type = _check(head, default_type)
         except (InvalidRequest, TooLarge, UnsupportedType) as e:
             refusals.add(type(e))
             intake.rejected.append((index, e.message))
@@ -176,14 +173,14 @@ def prepare(
             continue
         identity = identifier(head.userId) or identifier(head.anonymousId)
         key = (workspace + identity).encode()  # type: ignore[operator]  # _check: not None
-        if merge or not _spliceable(head, kind):
-            value = _restamp(raw, head, kind, parsed, stamp, received_at)
-        elif head.type == kind and head.message_id is not None:
+        if merge or not _spliceable(head, call_type):
+            value = _restamp(raw, head, call_type, parsed, stamp, received_at)
+        elif head.type == call_type and head.message_id is not None:
             value = b"".join((common_prefix, memoryview(raw)[1:]))
         else:
-            value = _splice(raw, head, kind, stamp_bytes, received_at)
+            value = _splice(raw, head, call_type, stamp_bytes, received_at)
         intake.records.append((key, value))
-        intake.types.append(kind)
+        intake.types.append(call_type)
     if not intake.records and not intake.skipped and intake.rejected:
         raise _refusal(refusals, intake.rejected)
     return intake
@@ -221,23 +218,23 @@ def _head(raw: msgspec.Raw, decoded: MessageHead | None) -> MessageHead:
 
 def _check(head: MessageHead, default_type: str | None) -> str:
     """The message's type, once its required fields are known to be there."""
-    kind = head.declared_type or default_type
-    if kind is None:
+    call_type = head.declared_type or default_type
+    if call_type is None:
         raise InvalidRequest("message has no type")
-    if kind not in SUPPORTED_TYPES:
-        raise UnsupportedType(f"type {kind!r} is not supported")
+    if call_type not in CALL_TYPES:
+        raise UnsupportedType(f"type {call_type!r} is not supported")
     user_id, anonymous_id = identifier(head.userId), identifier(head.anonymousId)
     if not user_id and not anonymous_id:
         raise InvalidRequest("message has neither userId nor anonymousId")
-    if kind == "track" and not head.event:
+    if call_type == "track" and not head.event:
         raise InvalidRequest("track has no event")
-    if kind == "group" and not identifier(head.groupId):
+    if call_type == "group" and not identifier(head.groupId):
         raise InvalidRequest("group has no groupId")
-    if kind == "alias" and not (identifier(head.previousId) and user_id):
+    if call_type == "alias" and not (identifier(head.previousId) and user_id):
         raise InvalidRequest("alias needs previousId and userId")
-    if kind == "delete" and not user_id:
+    if call_type == "delete" and not user_id:
         raise InvalidRequest("delete has no userId")
-    return kind
+    return call_type
 
 
 def is_enabled(integrations: dict[str, Any] | None, destination: str) -> bool:
@@ -263,16 +260,16 @@ def content_message_id(raw: bytes) -> str:
     return str(uuid.UUID(bytes=hashlib.sha256(raw).digest()[:16]))
 
 
-def _stamps(head: MessageHead, kind: str, raw: bytes, received_at: str) -> dict[str, str]:
+def _stamps(head: MessageHead, call_type: str, raw: bytes, received_at: str) -> dict[str, str]:
     stamps = {"receivedAt": received_at}
-    if head.type != kind:
-        stamps["type"] = kind
+    if head.type != call_type:
+        stamps["type"] = call_type
     if head.message_id is None:
         stamps["messageId"] = content_message_id(raw)
     return stamps
 
 
-def _spliceable(head: MessageHead, kind: str) -> bool:
+def _spliceable(head: MessageHead, call_type: str) -> bool:
     """Stamps may be spliced in only when the message holds none of their keys, not even as
     null: a spliced stamp next to the client's own key is a duplicate, and decoders keep the
     last one, which would be the client's."""
@@ -280,24 +277,24 @@ def _spliceable(head: MessageHead, kind: str) -> bool:
         head.receivedAt is UNSET
         and head.writeKey is UNSET
         and head.sextant is UNSET
-        and (head.type is UNSET or head.type == kind)
+        and (head.type is UNSET or head.type == call_type)
         and (head.messageId is UNSET or head.message_id is not None)
     )
 
 
 def _splice(
-    raw: msgspec.Raw, head: MessageHead, kind: str, stamp: bytes, received_at: str
+    raw: msgspec.Raw, head: MessageHead, call_type: str, stamp: bytes, received_at: str
 ) -> bytes:
     """Add the stamps in front of the message's own fields, without re-encoding it."""
     data = bytes(raw)
-    prefix = _encoder.encode(_stamps(head, kind, data, received_at))
+    prefix = _encoder.encode(_stamps(head, call_type, data, received_at))
     return b"".join((prefix[:-1], _STAMP_KEY, stamp, b",", data[1:]))
 
 
 def _restamp(
     raw: msgspec.Raw,
     head: MessageHead,
-    kind: str,
+    call_type: str,
     parsed: ParsedBody,
     stamp: Stamp,
     received_at: str,
@@ -309,6 +306,6 @@ def _restamp(
             inner = message.get(name)
             message[name] = {**outer, **inner} if isinstance(inner, dict) else outer
     message.pop("writeKey", None)
-    message.update(_stamps(head, kind, bytes(raw), received_at))
+    message.update(_stamps(head, call_type, bytes(raw), received_at))
     message[STAMP_FIELD] = stamp
     return _encoder.encode(message)

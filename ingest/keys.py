@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import asyncpg
 import structlog
 
-from sextant.admin import hash_key
+from sextant.apikeys import hash_key
 from sextant.errors import Forbidden, MissingKey, Unavailable
 
 log = structlog.get_logger()
@@ -36,6 +36,8 @@ class Credential:
 
 
 class KeyStore:
+    """Every API key's credential by its hash, in memory, reloaded every few seconds."""
+
     def __init__(self, pool: asyncpg.Pool, refresh_seconds: float) -> None:
         self._pool = pool
         self._refresh_seconds = refresh_seconds

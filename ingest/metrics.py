@@ -39,5 +39,5 @@ class IngestMetrics:
         return self.requests.labels(route, str(status))
 
     @functools.cache  # noqa: B019
-    def call_counter(self, kind: str, outcome: str) -> Counter:
-        return self.calls.labels(kind, outcome)
+    def call_counter(self, call_type: str, outcome: str) -> Counter:
+        return self.calls.labels(call_type, outcome)

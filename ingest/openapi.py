@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ingest.wire import MAX_BATCH_MESSAGES, MAX_MESSAGE_BYTES, MAX_REQUEST_BYTES, SUPPORTED_TYPES
+from ingest.wire import MAX_BATCH_MESSAGES, MAX_MESSAGE_BYTES, MAX_REQUEST_BYTES
+from sextant.calls import CALL_TYPES
 
 
 def _error(description: str) -> dict[str, Any]:
@@ -108,7 +109,7 @@ def openapi_document() -> dict[str, Any]:
                 "Message": {
                     "type": "object",
                     "properties": {
-                        "type": {"type": "string", "enum": sorted(SUPPORTED_TYPES)},
+                        "type": {"type": "string", "enum": sorted(CALL_TYPES)},
                         "userId": {"type": ["string", "integer"]},
                         "anonymousId": {"type": ["string", "integer"]},
                         "messageId": {"type": "string"},

@@ -1,8 +1,8 @@
 """Publishing accepted calls: the answer waits for the broker's acknowledgement, or a deadline.
 
-Requests do not send their own record batches. Each partition has a *lane*: an open batch
-that every request appends its records to, and one flusher that hands closed batches to
-the producer one at a time. aiokafka keeps one batch per partition queued and one produce
+Requests do not send their own record batches. Each partition has a queue: an open record
+batch that every request appends its records to, and one flusher that hands closed batches
+to the producer one at a time. aiokafka keeps one batch per partition queued and one produce
 request per broker in flight, so while one batch travels, the next fills with the calls of
 every request that arrived meanwhile (group commit). A batch per request per partition
 would carry a single request's calls in each round trip to the broker instead.
@@ -43,7 +43,7 @@ _default_partitioner = DefaultPartitioner()
 
 
 @dataclass(slots=True)
-class _Batch:
+class _RecordBatch:
     """Calls for one partition, and the future every request with a call in it waits on."""
 
     records: BatchBuilder
@@ -51,7 +51,7 @@ class _Batch:
     expires_at: float  # loop time: the future fails then, and the batch is not sent
 
 
-class _Lane:
+class _PartitionQueue:
     """One partition's calls on their way to the broker.
 
     A batch's deadline counts from its first call, so no request waits longer than the
@@ -61,8 +61,8 @@ class _Lane:
     __slots__ = ("closed", "flushing", "open")
 
     def __init__(self) -> None:
-        self.open: _Batch | None = None
-        self.closed: collections.deque[_Batch] = collections.deque()
+        self.open: _RecordBatch | None = None
+        self.closed: collections.deque[_RecordBatch] = collections.deque()
         self.flushing = False
 
     def append(
@@ -78,7 +78,7 @@ class _Lane:
         batch.records.append(key=key, value=value, timestamp=None)  # an empty batch takes one
         return batch.acked
 
-    def take(self) -> _Batch | None:
+    def take(self) -> _RecordBatch | None:
         """The next batch to send, oldest first, skipping those whose deadline has passed."""
         while self.closed:
             batch = self.closed.popleft()
@@ -88,12 +88,12 @@ class _Lane:
         return last if last is not None and not last.acked.done() else None
 
 
-def _start(records: BatchBuilder, deadline: float) -> _Batch:
+def _start(records: BatchBuilder, deadline: float) -> _RecordBatch:
     loop = asyncio.get_running_loop()
     acked: asyncio.Future[None] = loop.create_future()
     timer = loop.call_later(deadline, _expire, acked, deadline)
     acked.add_done_callback(functools.partial(_settled, timer))
-    return _Batch(records, acked, loop.time() + deadline)
+    return _RecordBatch(records, acked, loop.time() + deadline)
 
 
 def _expire(acked: asyncio.Future[None], deadline: float) -> None:
@@ -148,6 +148,9 @@ async def _all_acked(acks: set[asyncio.Future[None]]) -> None:
 
 
 class Publisher:
+    """Publishes each request's records through the partition queues and waits for the
+    broker's acknowledgement, or fails them at the deadline; readiness follows the broker."""
+
     def __init__(self, settings: Settings, metrics: IngestMetrics) -> None:
         self._settings = settings
         self._topic = settings.kafka_topic
@@ -155,7 +158,7 @@ class Publisher:
         self._metrics = metrics
         self._producer = make_producer(settings)
         self._partition_ids: tuple[int, ...] = ()
-        self._lanes: dict[int, _Lane] = {}
+        self._queues: dict[int, _PartitionQueue] = {}
         self._flushers: set[asyncio.Task[None]] = set()
         self.broker_ok = False
 
@@ -202,30 +205,30 @@ class Publisher:
         (murmur2 of the key, as the Java client chooses), so a key keeps one partition."""
         acks: set[asyncio.Future[None]] = set()
         touched: set[int] = set()
-        lanes, new_batch, deadline = self._lanes, self._producer.create_batch, self._deadline
+        queues, new_batch, deadline = self._queues, self._producer.create_batch, self._deadline
         for key, value in records:
             partition = _partition(key, partitions)
-            lane = lanes.get(partition)
-            if lane is None:
-                lane = lanes[partition] = _Lane()
-            acks.add(lane.append(key, value, new_batch, deadline))
+            queue = queues.get(partition)
+            if queue is None:
+                queue = queues[partition] = _PartitionQueue()
+            acks.add(queue.append(key, value, new_batch, deadline))
             touched.add(partition)
         for partition in touched:
-            lane = lanes[partition]
-            if not lane.flushing:
-                lane.flushing = True
-                task = asyncio.create_task(self._flush(partition, lane))
+            queue = queues[partition]
+            if not queue.flushing:
+                queue.flushing = True
+                task = asyncio.create_task(self._flush(partition, queue))
                 self._flushers.add(task)
                 task.add_done_callback(self._flushers.discard)
         return acks
 
-    async def _flush(self, partition: int, lane: _Lane) -> None:
-        """Hand the lane's batches to the producer in order until it is empty."""
+    async def _flush(self, partition: int, queue: _PartitionQueue) -> None:
+        """Hand the queue's batches to the producer in order until it is empty."""
         try:
-            while (batch := lane.take()) is not None:
+            while (batch := queue.take()) is not None:
                 try:
-                    ack = await self._queue(batch, partition)
-                except Exception as e:  # the lane goes on, whatever one batch met
+                    ack = await self._send(batch, partition)
+                except Exception as e:  # the queue goes on, whatever one batch met
                     if not isinstance(e, TimeoutError | KafkaError):
                         log.exception("batch_not_queued", partition=partition)
                     if not batch.acked.done():
@@ -233,9 +236,9 @@ class Publisher:
                     continue
                 ack.add_done_callback(functools.partial(_settle, batch.acked))
         finally:
-            lane.flushing = False
+            queue.flushing = False
 
-    async def _queue(self, batch: _Batch, partition: int) -> asyncio.Future[Any]:
+    async def _send(self, batch: _RecordBatch, partition: int) -> asyncio.Future[Any]:
         """Queue a batch behind the partition's previous one, before the batch expires."""
         batch.records.close()
         async with asyncio.timeout_at(batch.expires_at):

@@ -1,8 +1,8 @@
-"""What arrives over HTTP, and what the receiver writes to Kafka.
+"""What arrives over HTTP: request bodies, and the head of each message.
 
 The receiver decodes only what it must check (identity, type, required fields,
 timestamps, integrations); the rest of each message travels to Kafka as the
-client sent it, with Sextant's stamps added.
+client sent it, with Sextant's stamps added (`sextant.calls`).
 """
 
 from __future__ import annotations
@@ -17,20 +17,6 @@ from msgspec import UNSET, UnsetType
 MAX_MESSAGE_BYTES: Final = 32 * 1024
 MAX_REQUEST_BYTES: Final = 500 * 1024
 MAX_BATCH_MESSAGES: Final = 2500
-
-SUPPORTED_TYPES: Final = frozenset(
-    {"identify", "track", "page", "screen", "group", "alias", "delete"}
-)
-
-# Stamped into every message; the worker trusts only these, never the client's.
-STAMP_FIELD: Final = "sextant"
-
-
-class Stamp(msgspec.Struct, frozen=True, rename="camel"):
-    """Who the message belongs to, as authenticated by the receiver."""
-
-    workspace_id: int
-    connector_id: int
 
 
 class BatchBody(msgspec.Struct, frozen=True):
@@ -89,11 +75,3 @@ class BatchHeads(msgspec.Struct, frozen=True):
     """`/v1/batch` read for the heads of its messages only."""
 
     batch: list[MessageHead]
-
-
-def identifier(value: Identifier | None) -> str | None:
-    """Segment ids are strings; some libraries send numbers. Empty means absent."""
-    if value is None or isinstance(value, bool):
-        return None
-    text = str(value)
-    return text or None

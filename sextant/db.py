@@ -1,13 +1,16 @@
-"""Postgres connection pools, set up the same way in every process."""
+"""Postgres connections and pools, set up the same way in every process."""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
 from typing import TypeAlias
 
 import asyncpg
 import msgspec
 from asyncpg.pool import PoolConnectionProxy
 
+from sextant.errors import ConfigError
 from sextant.settings import Settings
 
 _encoder = msgspec.json.Encoder()
@@ -64,6 +67,21 @@ async def create_pool(
     )
     assert pool is not None
     return pool
+
+
+@contextlib.asynccontextmanager
+async def connection(settings: Settings) -> AsyncIterator[asyncpg.Connection]:
+    """One connection, for a command that runs a few statements and ends; an unreachable
+    Postgres is a configuration error naming the variable."""
+    try:
+        conn = await asyncpg.connect(settings.require_database_url(), timeout=10)
+    except (OSError, TimeoutError, asyncpg.PostgresError) as e:
+        raise ConfigError(f"DATABASE_URL: cannot connect: {e}") from e
+    try:
+        await init_connection(conn)
+        yield conn
+    finally:
+        await conn.close()
 
 
 # What queries run on: a plain connection or one borrowed from a pool.

@@ -62,14 +62,10 @@ class Unavailable(RequestRejected):
     retriable = True
 
 
-# --- worker: a message that cannot be applied ---------------------------------------------
+# --- worker --------------------------------------------------------------------------------
 
 
-class PoisonMessage(SextantError):
-    """A message that no retry will fix: it goes to the DLQ with this reason."""
-
-
-class DatabaseUnavailable(SextantError):
-    """Postgres cannot be reached; retry with backoff, commit nothing."""
+class BatchConflict(SextantError):
+    """Another worker changed what a batch read while it ran; the batch is retried whole."""
 
     retriable = True

@@ -1,14 +1,20 @@
-"""Kafka clients configured the same way for every process."""
+"""Kafka clients configured the same way for every process, and the few admin steps that
+processes and operator tools share (topics, reading a topic without joining a group)."""
 
 from __future__ import annotations
 
 import contextlib
+from collections.abc import AsyncIterator
+from typing import TypeAlias
 
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.structs import ConsumerRecord, TopicPartition
 
 from sextant.settings import Settings
+
+Record: TypeAlias = "ConsumerRecord[bytes, bytes]"
 
 
 def make_producer(settings: Settings) -> AIOKafkaProducer:
@@ -24,11 +30,71 @@ def make_producer(settings: Settings) -> AIOKafkaProducer:
     )
 
 
-async def ensure_topics(settings: Settings) -> None:
-    """Create the call and DLQ topics if missing; existing ones are left as they are."""
+@contextlib.asynccontextmanager
+async def started_producer(settings: Settings) -> AsyncIterator[AIOKafkaProducer]:
+    producer = make_producer(settings)
+    await producer.start()
+    try:
+        yield producer
+    finally:
+        await producer.stop()
+
+
+@contextlib.asynccontextmanager
+async def admin_client(settings: Settings) -> AsyncIterator[AIOKafkaAdminClient]:
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.require_kafka())
     await admin.start()
     try:
+        yield admin
+    finally:
+        await admin.close()
+
+
+@contextlib.asynccontextmanager
+async def offline_consumer(
+    settings: Settings, group_id: str | None = None
+) -> AsyncIterator[AIOKafkaConsumer]:
+    """A consumer that reads partitions it is assigned by hand; with `group_id` it may commit
+    where it got to, but it never joins that group's rebalances."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.require_kafka(),
+        group_id=group_id,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+    )
+    await consumer.start()
+    try:
+        yield consumer
+    finally:
+        await consumer.stop()
+
+
+async def topic_partitions(consumer: AIOKafkaConsumer, topic: str) -> list[TopicPartition]:
+    """The topic's partitions in order, from fresh metadata; empty if there is no such topic."""
+    await consumer.topics()  # refreshes metadata for every topic
+    ids = consumer.partitions_for_topic(topic) or set()
+    return [TopicPartition(topic, p) for p in sorted(ids)]
+
+
+async def read_to_end(consumer: AIOKafkaConsumer, partitions: list[TopicPartition]) -> list[Record]:
+    """Every record from each partition's position up to where it ended when called,
+    oldest first."""
+    end = await consumer.end_offsets(partitions)
+    records: list[Record] = []
+
+    async def behind() -> bool:
+        return any([await consumer.position(tp) < end[tp] for tp in partitions])
+
+    while await behind():
+        batch = await consumer.getmany(*partitions, timeout_ms=500)
+        for tp, part in batch.items():
+            records.extend(r for r in part if r.offset < end[tp])
+    return sorted(records, key=lambda r: (r.timestamp, r.partition, r.offset))
+
+
+async def ensure_topics(settings: Settings) -> None:
+    """Create the call and DLQ topics if missing; existing ones are left as they are."""
+    async with admin_client(settings) as admin:
         existing = set(await admin.list_topics())
         wanted = [
             NewTopic(
@@ -43,5 +109,3 @@ async def ensure_topics(settings: Settings) -> None:
             # Another pod may create them between our list and our create.
             with contextlib.suppress(TopicAlreadyExistsError):
                 await admin.create_topics(wanted)
-    finally:
-        await admin.close()

@@ -76,6 +76,10 @@ class Settings:
             "KAFKA_TOPIC_PARTITIONS": str(self.kafka_topic_partitions),
         }
 
+    def child_env(self, **extra: str) -> dict[str, str]:
+        """This process's environment pointed at these services, for a child process."""
+        return {**os.environ, **self.service_env(), **extra}
+
     def with_services(self, database_url: str, kafka_bootstrap_servers: str) -> Settings:
         return dataclasses.replace(
             self, database_url=database_url, kafka_bootstrap_servers=kafka_bootstrap_servers

@@ -10,8 +10,9 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import asyncpg
@@ -19,11 +20,15 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from ingest.app import running
-from sextant import admin
-from sextant.devstack import EmbeddedBroker, embedded_services, free_port
+from ops.devstack import embedded_services, free_port
+from ops.keys import CreatedKey, create_key
+from ops.migrate import migrate
+from sextant.db import connection, create_pool, init_connection
 from sextant.kafka import make_producer
-from sextant.migrate import migrate
 from sextant.settings import Settings
+from tests.support.services import PausableBroker
+from worker.consumer import Worker
+from worker.service import worker_resources
 
 
 @pytest.fixture(scope="session")
@@ -32,11 +37,8 @@ def services() -> Iterator[Settings]:
     with embedded_services(Settings.from_env()) as settings:
 
         async def prepare() -> None:
-            conn = await asyncpg.connect(settings.require_database_url())
-            try:
+            async with connection(settings) as conn:
                 await migrate(conn)
-            finally:
-                await conn.close()
 
         asyncio.run(prepare())
         yield dataclasses.replace(settings, log_level="warning", log_format="console")
@@ -58,15 +60,24 @@ def settings(services: Settings) -> Settings:
 
 @pytest.fixture
 async def db(settings: Settings) -> AsyncIterator[asyncpg.Connection]:
+    """A connection that reads jsonb as Python values, as the processes' connections do."""
     conn = await asyncpg.connect(settings.require_database_url())
+    await init_connection(conn)
     yield conn
     await conn.close()
 
 
 @pytest.fixture
-async def workspace(db: asyncpg.Connection) -> admin.CreatedKey:
+async def pool(settings: Settings) -> AsyncIterator[asyncpg.Pool]:
+    pool = await create_pool(settings, max_size=8)
+    yield pool
+    await pool.close()
+
+
+@pytest.fixture
+async def workspace(db: asyncpg.Connection) -> CreatedKey:
     """A workspace of this test's own, with a connector and an API key."""
-    return await admin.create_key(db, f"ws-{uuid.uuid4().hex[:10]}")
+    return await create_key(db, f"ws-{uuid.uuid4().hex[:10]}")
 
 
 @pytest.fixture
@@ -78,15 +89,33 @@ async def receiver(settings: Settings) -> AsyncIterator[str]:
 
 
 @pytest.fixture
+async def start_worker(settings: Settings) -> AsyncIterator[Callable[[], Awaitable[Worker]]]:
+    """Start in-process workers of the test's consumer group; all stop at teardown."""
+    running_workers: list[tuple[Worker, asyncio.Task[None], Any]] = []
+
+    async def start() -> Worker:
+        resources = worker_resources(dataclasses.replace(settings, worker_port=0))
+        worker = await resources.__aenter__()
+        running_workers.append((worker, asyncio.create_task(worker.run()), resources))
+        return worker
+
+    yield start
+    for worker, task, resources in reversed(running_workers):
+        worker.stopping.set()
+        await task
+        await resources.__aexit__(None, None, None)
+
+
+@pytest.fixture
 async def http() -> AsyncIterator[aiohttp.ClientSession]:
     async with aiohttp.ClientSession() as session:
         yield session
 
 
 @pytest.fixture
-def private_broker(tmp_path: Path) -> Iterator[EmbeddedBroker]:
+def private_broker(tmp_path: Path) -> Iterator[PausableBroker]:
     """A broker of this test's own, for tests that stop or freeze it."""
-    broker = EmbeddedBroker(tmp_path / "broker.log")
+    broker = PausableBroker(tmp_path / "broker.log")
     broker.start()
     yield broker
     broker.stop()

@@ -7,7 +7,7 @@ import asyncio
 import asyncpg
 import structlog
 
-from worker import ledger
+from worker.sql import ledger
 
 log = structlog.get_logger()
 

@@ -5,42 +5,33 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
 import pytest
 
 from ingest.app import running
-from sextant import admin
-from sextant.devstack import EmbeddedBroker, free_port
+from ops.devstack import free_port
+from ops.keys import CreatedKey, create_key
 from sextant.settings import Settings
-
-MakeKey = Callable[..., Awaitable[admin.CreatedKey]]
+from tests.support.fixture_types import BrokerReceiver, MakeKey
+from tests.support.services import PausableBroker
 
 
 @pytest.fixture
 def make_key(db: asyncpg.Connection) -> MakeKey:
     """Create a key in a workspace of its own (or the one named), with connector options."""
 
-    async def make(workspace: str | None = None, **options: Any) -> admin.CreatedKey:
-        return await admin.create_key(db, workspace or f"ws-{uuid.uuid4().hex[:10]}", **options)
+    async def make(workspace: str | None = None, **options: Any) -> CreatedKey:
+        return await create_key(db, workspace or f"ws-{uuid.uuid4().hex[:10]}", **options)
 
     return make
 
 
-@dataclasses.dataclass(frozen=True)
-class BrokerReceiver:
-    """A receiver whose broker the test controls."""
-
-    url: str
-    settings: Settings
-    broker: EmbeddedBroker
-
-
 @pytest.fixture
 async def broker_receiver(
-    settings: Settings, private_broker: EmbeddedBroker
+    settings: Settings, private_broker: PausableBroker
 ) -> AsyncIterator[BrokerReceiver]:
     """A receiver on `private_broker`, answering 503 after one second without an ack.
 

@@ -1,4 +1,4 @@
-"""Every way a Segment sender may present its key (CONTRACT.md section 4, Authentication)."""
+"""Every way a Segment sender may present its key."""
 
 from __future__ import annotations
 
@@ -9,11 +9,12 @@ import aiohttp
 import asyncpg
 import pytest
 
-from sextant.admin import CreatedKey, hash_key
+from ops.keys import CreatedKey
+from sextant.apikeys import hash_key
 from sextant.settings import Settings
-from tests.helpers import basic_auth
-from tests.ingest.conftest import MakeKey
-from tests.ingest.sender import kafka_messages, send
+from tests.support.fixture_types import MakeKey
+from tests.support.helpers import basic_auth
+from tests.support.sender import kafka_messages, send
 
 
 def _basic(credentials: str) -> dict[str, str]:

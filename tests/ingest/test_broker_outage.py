@@ -6,10 +6,10 @@ import asyncio
 
 import aiohttp
 
-from sextant.admin import CreatedKey
-from tests.helpers import basic_auth
-from tests.ingest.conftest import BrokerReceiver
-from tests.ingest.sender import kafka_messages, send
+from ops.keys import CreatedKey
+from tests.support.fixture_types import BrokerReceiver
+from tests.support.helpers import basic_auth
+from tests.support.sender import kafka_messages, send
 
 
 async def _ready(http: aiohttp.ClientSession, url: str) -> int:

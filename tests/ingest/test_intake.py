@@ -9,10 +9,10 @@ from typing import Any
 import aiohttp
 import pytest
 
-from sextant.admin import CreatedKey
+from ops.keys import CreatedKey
 from sextant.settings import Settings
-from tests.helpers import basic_auth
-from tests.ingest.sender import kafka_messages, send
+from tests.support.helpers import basic_auth
+from tests.support.sender import kafka_messages, send
 
 ROUTES = [
     pytest.param(

@@ -6,9 +6,9 @@ import aiohttp
 import msgspec
 from prometheus_client.parser import text_string_to_metric_families
 
-from sextant.admin import CreatedKey
-from tests.helpers import basic_auth
-from tests.ingest.sender import send
+from ops.keys import CreatedKey
+from tests.support.helpers import basic_auth
+from tests.support.sender import send
 
 
 async def test_healthz_and_readyz_answer_200_when_running(

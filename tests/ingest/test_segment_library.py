@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 from segment.analytics import Client
 
-from sextant.admin import CreatedKey
+from ops.keys import CreatedKey
 from sextant.settings import Settings
-from tests.ingest.sender import kafka_messages
+from tests.support.sender import kafka_messages
 
 
 @pytest.mark.parametrize("gzip", [False, True], ids=["plain", "gzip"])

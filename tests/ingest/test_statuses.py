@@ -1,4 +1,4 @@
-"""Every row of the contract's status table, against a running receiver (CONTRACT.md section 4)."""
+"""Every status the receiver answers, and when, against a running receiver."""
 
 from __future__ import annotations
 
@@ -13,12 +13,11 @@ import asyncpg
 import msgspec
 import pytest
 
-from sextant import admin
-from sextant.admin import CreatedKey
+from ops.keys import CreatedKey, revoke_key
 from sextant.settings import Settings
-from tests.helpers import basic_auth
-from tests.ingest.conftest import MakeKey
-from tests.ingest.sender import kafka_messages, send
+from tests.support.fixture_types import MakeKey
+from tests.support.helpers import basic_auth
+from tests.support.sender import kafka_messages, send
 
 TRACK = {"userId": "u1", "event": "Signed Up"}
 
@@ -140,7 +139,7 @@ async def test_revoked_key_is_403(
 ) -> None:
     """A key revoked before the receiver loaded it is refused 403."""
     key = await make_key()
-    await admin.revoke_key(db, key.api_key)
+    await revoke_key(db, key.api_key)
     answer = await send(http, f"{receiver}/v1/track", TRACK, headers=basic_auth(key.api_key))
     assert answer.status == 403
     assert "revoked" in answer.body["message"]

@@ -4,21 +4,12 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from collections.abc import Callable
-from pathlib import Path
 
 import pytest
 
 from sextant.settings import Settings
-from tests.helpers import service_env
-from tests.worker.conftest import start_worker  # noqa: F401 - in-process workers here too
-
-ROOT = Path(__file__).resolve().parents[2]
-# STAMP emptied: make does not reinstall the package; the suite already runs from the
-# installed environment, whose scripts BIN names.
-MAKE_VARS = ("STAMP=", f"BIN={Path(sys.executable).parent}")
-
-Run = Callable[..., subprocess.CompletedProcess[str]]
+from tests.support.fixture_types import Run
+from tests.support.helpers import MAKE_VARS, ROOT, service_env
 
 
 @pytest.fixture
@@ -27,7 +18,7 @@ def sextant(settings: Settings) -> Run:
 
     def run(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [sys.executable, "-m", "sextant", *args],
+            [sys.executable, "-m", "ops", *args],
             env={**service_env(settings), **env},
             capture_output=True,
             text=True,

@@ -12,13 +12,13 @@ import msgspec
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from sextant.admin import CreatedKey
+from ops.dlq import list_dead_letters
+from ops.keys import CreatedKey
 from sextant.settings import Settings
-from tests.helpers import eventually
-from tests.ops.conftest import Run
-from tests.worker.conftest import stamped
-from worker.dlq import list_dead_letters
-from worker.runner import Worker
+from tests.support.calls import stamped
+from tests.support.fixture_types import Run
+from tests.support.helpers import eventually
+from worker.consumer import Worker
 
 pytestmark = pytest.mark.slow
 

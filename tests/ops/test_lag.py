@@ -12,14 +12,14 @@ from aiokafka import AIOKafkaProducer
 from prometheus_client import generate_latest
 
 from ingest.metrics import IngestMetrics
-from sextant.admin import CreatedKey
+from ops.keys import CreatedKey
 from sextant.kafka import make_producer
 from sextant.settings import Settings
-from tests.ops.conftest import ROOT, Run
-from tests.worker.conftest import stamped
-from worker.health import serving_health
+from tests.support.calls import stamped
+from tests.support.fixture_types import Run
+from tests.support.helpers import ROOT
 from worker.metrics import WorkerMetrics
-from worker.runner import worker_resources
+from worker.service import serving_worker_probes, worker_resources
 
 
 async def _produce(settings: Settings, workspace: CreatedKey, n: int) -> int:
@@ -52,7 +52,7 @@ async def test_lag_per_partition_from_the_cli_and_the_worker_gauge(
     """Before any commit every record is lag; after a worker applies and commits five of
     twenty, `sextant lag` and the worker's gauge both say fifteen on that partition."""
     own = dataclasses.replace(settings, worker_port=0)
-    async with worker_resources(own) as worker, serving_health(worker) as port:
+    async with worker_resources(own) as worker, serving_worker_probes(worker) as port:
         partition = await _produce(settings, workspace, 20)
         before = _lag(sextant)
         assert before["total"] == 20

@@ -17,11 +17,11 @@ import pytest
 import structlog
 from structlog.testing import capture_logs
 
-from sextant.admin import CreatedKey
+from ops.keys import CreatedKey
 from sextant.kafka import ensure_topics, make_producer
 from sextant.settings import Settings
-from tests.helpers import basic_auth, service_env
-from tests.worker.conftest import stamped
+from tests.support.calls import stamped
+from tests.support.helpers import basic_auth, service_env
 
 PERSON = "jane.doe@example.com"  # personal data: must not reach the logs
 
@@ -56,7 +56,7 @@ async def test_worker_logs_are_json_with_record_context_and_no_personal_data(
     lost_id, message_id = await _poison(settings, db)
     env = {**service_env(settings), "LOG_FORMAT": "json", "LOG_LEVEL": "info", "WORKER_PORT": "0"}
     worker = subprocess.Popen(
-        [sys.executable, "-m", "sextant", "work"], env=env, stderr=subprocess.PIPE, text=True
+        [sys.executable, "-m", "ops", "work"], env=env, stderr=subprocess.PIPE, text=True
     )
     try:
         lines = await asyncio.to_thread(_read_until, worker, "dead_lettered", 2)

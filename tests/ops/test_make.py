@@ -9,10 +9,11 @@ import subprocess
 
 import pytest
 
-from sextant.cli import _parser
+from ops.cli import _parser
 from sextant.kafka import ensure_topics
 from sextant.settings import Settings
-from tests.ops.conftest import MAKE_VARS, ROOT, Run
+from tests.support.fixture_types import Run
+from tests.support.helpers import MAKE_VARS, ROOT
 
 RUNBOOK = (ROOT / "deploy/RUNBOOK.md").read_text()
 # Targets for people working on Sextant itself, not for operators.

@@ -19,9 +19,9 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from sextant.cli import _parser
+from ops.cli import _parser
 from sextant.settings import Settings
-from tests.ops.conftest import ROOT
+from tests.support.helpers import ROOT
 
 DEPLOY = ROOT / "deploy"
 K8S = DEPLOY / "k8s"

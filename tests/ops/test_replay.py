@@ -11,14 +11,14 @@ import msgspec
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from sextant.admin import CreatedKey
+from ops.keys import CreatedKey
+from ops.replay import Span, replay
 from sextant.errors import AdminError
 from sextant.kafka import make_producer
 from sextant.settings import Settings
-from tests.ops.conftest import Run
-from tests.worker.conftest import stamped
-from worker.replay import Span, replay
-from worker.runner import Worker
+from tests.support.calls import stamped
+from tests.support.fixture_types import Run
+from worker.consumer import Worker
 
 
 async def _send_pages(settings: Settings, workspace: CreatedKey, n: int) -> int:

@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from ingest.intake import (
-    BodyKind,
+    BodyShape,
     Intake,
     content_message_id,
     decompress,
@@ -22,7 +22,8 @@ from ingest.intake import (
     parse_body,
     prepare,
 )
-from ingest.wire import MAX_BATCH_MESSAGES, MAX_MESSAGE_BYTES, MAX_REQUEST_BYTES, Stamp
+from ingest.wire import MAX_BATCH_MESSAGES, MAX_MESSAGE_BYTES, MAX_REQUEST_BYTES
+from sextant.calls import Stamp
 from sextant.errors import InvalidRequest, TooLarge, UnsupportedType
 
 STAMP = Stamp(workspace_id=7, connector_id=3)
@@ -32,13 +33,13 @@ RECEIVED = "2026-01-02T03:04:05.678Z"
 
 def intake(
     body: Any,
-    kind: BodyKind = BodyKind.BATCH,
+    shape: BodyShape = BodyShape.BATCH,
     default_type: str | None = None,
     destination: str = "Astrolabe",
 ) -> Intake:
     raw = body if isinstance(body, bytes) else msgspec.json.encode(body)
     return prepare(
-        parse_body(raw, kind),
+        parse_body(raw, shape),
         default_type=default_type,
         stamp=STAMP,
         destination=destination,
@@ -160,7 +161,7 @@ def test_batch_body_gives_messages_key_and_batch_fields() -> None:
     parsed = parse_body(
         b'{"batch": [{"a": 1}, {"b": 2}], "writeKey": "k", "context": {"ip": "x"},'
         b' "integrations": {"All": false}}',
-        BodyKind.BATCH,
+        BodyShape.BATCH,
     )
     assert [bytes(m) for m in parsed.messages] == [b'{"a": 1}', b'{"b": 2}']
     assert parsed.write_key == "k"
@@ -170,15 +171,15 @@ def test_batch_body_gives_messages_key_and_batch_fields() -> None:
 
 def test_single_body_is_one_message_with_its_write_key() -> None:
     """A single-message body, surrounded by blanks, is one message; its writeKey is read."""
-    parsed = parse_body(b'\n {"userId": "u", "writeKey": "k"} \n', BodyKind.SINGLE)
+    parsed = parse_body(b'\n {"userId": "u", "writeKey": "k"} \n', BodyShape.SINGLE)
     assert [bytes(m) for m in parsed.messages] == [b'{"userId": "u", "writeKey": "k"}']
     assert parsed.write_key == "k"
 
 
 def test_partner_body_is_an_object_or_an_array() -> None:
     """/segment takes one message object or an array of them; an array has no body key."""
-    single = parse_body(b'{"type": "delete", "userId": "u", "writeKey": "k"}', BodyKind.PARTNER)
-    array = parse_body(b'[{"type": "page"}, {"type": "track"}]', BodyKind.PARTNER)
+    single = parse_body(b'{"type": "delete", "userId": "u", "writeKey": "k"}', BodyShape.PARTNER)
+    array = parse_body(b'[{"type": "page"}, {"type": "track"}]', BodyShape.PARTNER)
     assert len(single.messages) == 1
     assert single.write_key == "k"
     assert len(array.messages) == 2
@@ -186,22 +187,22 @@ def test_partner_body_is_an_object_or_an_array() -> None:
 
 
 @pytest.mark.parametrize(
-    ("body", "kind", "fragment"),
+    ("body", "shape", "fragment"),
     [
-        (b"{", BodyKind.SINGLE, "not JSON"),
-        (b"", BodyKind.BATCH, "not JSON"),
-        (b"[]", BodyKind.SINGLE, "message object"),
-        (b'{"batch": 1}', BodyKind.BATCH, "batch"),
-        (b"{}", BodyKind.BATCH, "batch"),
-        (b'"text"', BodyKind.PARTNER, "array"),
-        (b'{"writeKey": 5}', BodyKind.SINGLE, "writeKey"),
-        (b'{"batch": [], "context": "x"}', BodyKind.BATCH, "context"),
+        (b"{", BodyShape.SINGLE, "not JSON"),
+        (b"", BodyShape.BATCH, "not JSON"),
+        (b"[]", BodyShape.SINGLE, "message object"),
+        (b'{"batch": 1}', BodyShape.BATCH, "batch"),
+        (b"{}", BodyShape.BATCH, "batch"),
+        (b'"text"', BodyShape.PARTNER, "array"),
+        (b'{"writeKey": 5}', BodyShape.SINGLE, "writeKey"),
+        (b'{"batch": [], "context": "x"}', BodyShape.BATCH, "context"),
     ],
 )
-def test_malformed_bodies_are_invalid(body: bytes, kind: BodyKind, fragment: str) -> None:
+def test_malformed_bodies_are_invalid(body: bytes, shape: BodyShape, fragment: str) -> None:
     """A body that is not JSON or not the route's shape is refused, saying what is wrong."""
     with pytest.raises(InvalidRequest) as raised:
-        parse_body(body, kind)
+        parse_body(body, shape)
     assert fragment in raised.value.message
 
 
@@ -209,11 +210,11 @@ def test_batch_over_the_count_limit_is_too_large() -> None:
     """More than 2,500 messages is refused as too large, for batches and /segment arrays."""
     messages = b",".join([b"{}"] * (MAX_BATCH_MESSAGES + 1))
     with pytest.raises(TooLarge):
-        parse_body(b'{"batch": [' + messages + b"]}", BodyKind.BATCH)
+        parse_body(b'{"batch": [' + messages + b"]}", BodyShape.BATCH)
     with pytest.raises(TooLarge):
-        parse_body(b"[" + messages + b"]", BodyKind.PARTNER)
+        parse_body(b"[" + messages + b"]", BodyShape.PARTNER)
     exact = b",".join([b"{}"] * MAX_BATCH_MESSAGES)
-    assert len(parse_body(b"[" + exact + b"]", BodyKind.PARTNER).messages) == MAX_BATCH_MESSAGES
+    assert len(parse_body(b"[" + exact + b"]", BodyShape.PARTNER).messages) == MAX_BATCH_MESSAGES
 
 
 # --- prepare: validation ------------------------------------------------------------------
@@ -272,7 +273,7 @@ def test_oversized_message_alone_is_too_large_but_in_a_batch_is_rejected() -> No
     """A message over 32 KB is a 413 when alone, and a rejection beside valid ones."""
     big = {"type": "identify", "userId": "u", "traits": {"blob": "x" * MAX_MESSAGE_BYTES}}
     with pytest.raises(TooLarge):
-        intake(big, BodyKind.SINGLE, "identify")
+        intake(big, BodyShape.SINGLE, "identify")
     result = intake({"batch": [big, {"type": "identify", "userId": "u"}]})
     assert [i for i, _ in result.rejected] == [0]
     assert len(result.records) == 1
@@ -280,14 +281,14 @@ def test_oversized_message_alone_is_too_large_but_in_a_batch_is_rejected() -> No
 
 def test_route_type_is_the_default() -> None:
     """A single-message route supplies the type a message leaves out."""
-    [(_, message)] = records(intake({"userId": "u", "event": "E"}, BodyKind.SINGLE, "track"))
+    [(_, message)] = records(intake({"userId": "u", "event": "E"}, BodyShape.SINGLE, "track"))
     assert message["type"] == "track"
 
 
 @pytest.mark.parametrize("identity", [{"userId": 12}, {"userId": "12"}, {"anonymousId": 12}])
 def test_numeric_ids_are_accepted_and_keyed_as_text(identity: dict[str, Any]) -> None:
     """Numeric ids, which some libraries send, are accepted; the key holds them as text."""
-    [(key, _)] = records(intake({"type": "identify", **identity}, BodyKind.SINGLE))
+    [(key, _)] = records(intake({"type": "identify", **identity}, BodyShape.SINGLE))
     assert key == "7:12"
 
 
@@ -440,19 +441,19 @@ def encodings(draw: st.DrawFn) -> dict[str, Any]:
 
 
 @settings(max_examples=300)
-@given(data=st.data(), kind=st.sampled_from(list(BodyKind)), style=encodings())
+@given(data=st.data(), shape=st.sampled_from(list(BodyShape)), style=encodings())
 def test_record_is_exactly_the_message_plus_stamps(
-    data: st.DataObject, kind: BodyKind, style: dict[str, Any]
+    data: st.DataObject, shape: BodyShape, style: dict[str, Any]
 ) -> None:
     """Each record decodes to the client's message, without writeKey, plus the stamps, once each."""
-    message = data.draw(messages(typed=kind is not BodyKind.SINGLE))
+    message = data.draw(messages(typed=shape is not BodyShape.SINGLE))
     raw = json.dumps(message, **style).encode()
     body = {
-        BodyKind.SINGLE: raw,
-        BodyKind.BATCH: b'{"batch": [' + raw + b"]}",
-        BodyKind.PARTNER: b"[" + raw + b"]",
-    }[kind]
-    result = intake(body, kind, "identify" if kind is BodyKind.SINGLE else None)
+        BodyShape.SINGLE: raw,
+        BodyShape.BATCH: b'{"batch": [' + raw + b"]}",
+        BodyShape.PARTNER: b"[" + raw + b"]",
+    }[shape]
+    result = intake(body, shape, "identify" if shape is BodyShape.SINGLE else None)
 
     [(key, value)] = result.records
     record = json.loads(value, object_pairs_hook=_unique_keys)
@@ -484,7 +485,7 @@ def test_merged_context_is_the_batch_context_overridden_by_the_message(
 def test_fast_path_leaves_the_message_bytes_untouched() -> None:
     """Without batch fields the client's bytes are kept verbatim after the spliced stamps."""
     raw = b'{"type":"identify","userId":"u","traits":{"n":1.50,"s":"\\u00e9"}}'
-    [(_, value)] = intake(raw, BodyKind.SINGLE).records
+    [(_, value)] = intake(raw, BodyShape.SINGLE).records
     assert value.endswith(raw[1:])
 
 

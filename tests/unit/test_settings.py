@@ -13,7 +13,7 @@ from sextant.settings import Settings
 
 
 def test_empty_environment_gives_the_documented_defaults() -> None:
-    """With nothing set, settings take the defaults of CONTRACT.md section 5."""
+    """With nothing set, settings take the documented defaults."""
     settings = Settings.from_env({})
     assert settings.database_url is None
     assert settings.kafka_bootstrap_servers is None

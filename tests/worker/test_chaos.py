@@ -18,16 +18,17 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import TopicPartition
 
 from ingest.app import running
-from sextant import admin
+from ops.devstack import free_port
+from ops.keys import create_key
+from ops.migrate import migrate
 from sextant.db import create_pool
-from sextant.devstack import EmbeddedPostgres, free_port
-from sextant.migrate import migrate
 from sextant.settings import Settings
-from tests.helpers import basic_auth, eventually
-from tests.worker.conftest import worker_process
-from tests.worker.dumps import dump, visible
+from tests.support.calls import worker_process
+from tests.support.dumps import dump, visible
+from tests.support.helpers import basic_auth, eventually
+from tests.support.services import PausablePostgres
 from tests.worker.test_order_independence import OWNER, USERS, stamp
-from worker.apply import apply_calls
+from worker.unit_of_work import apply_calls
 
 pytestmark = pytest.mark.slow
 
@@ -74,9 +75,9 @@ def stream(seed: int) -> list[dict[str, Any]]:
 
 
 @pytest.fixture
-def private_postgres(tmp_path: Path) -> Iterator[EmbeddedPostgres]:
+def private_postgres(tmp_path: Path) -> Iterator[PausablePostgres]:
     """A Postgres of this test's own, to stop and start."""
-    postgres = EmbeddedPostgres(tmp_path / "pg")
+    postgres = PausablePostgres(tmp_path / "pg")
     yield postgres
     postgres.stop()
 
@@ -107,7 +108,7 @@ async def ready(http: aiohttp.ClientSession, port: int) -> bool | None:
 
 
 async def test_killed_workers_and_a_postgres_outage_leave_the_rows_of_a_clean_run(
-    services: Settings, private_postgres: EmbeddedPostgres, http: aiohttp.ClientSession
+    services: Settings, private_postgres: PausablePostgres, http: aiohttp.ClientSession
 ) -> None:
     """Two workers, SIGKILLed at random moments and restarted, and Postgres stopped and
     started once mid-stream: the rows equal a clean run's. While Postgres is down the
@@ -125,8 +126,8 @@ async def test_killed_workers_and_a_postgres_outage_leave_the_rows_of_a_clean_ru
     pool = await create_pool(settings, max_size=2)
     async with pool.acquire() as conn:
         await migrate(conn)
-        chaotic = await admin.create_key(conn, "chaotic")
-        clean = await admin.create_key(conn, "clean")
+        chaotic = await create_key(conn, "chaotic")
+        clean = await create_key(conn, "clean")
     messages = stream(seed=20261122)
     rng = random.Random(7)
     ports = [free_port(), free_port()]
@@ -192,7 +193,7 @@ async def test_killed_workers_and_a_postgres_outage_leave_the_rows_of_a_clean_ru
 
 
 async def outage(
-    postgres: EmbeddedPostgres,
+    postgres: PausablePostgres,
     settings: Settings,
     http: aiohttp.ClientSession,
     ports: list[int],

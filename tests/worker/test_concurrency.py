@@ -6,9 +6,10 @@ import asyncio
 
 import asyncpg
 
-from sextant.admin import CreatedKey
-from tests.worker.conftest import call
-from worker.apply import BatchConflict, apply_calls
+from ops.keys import CreatedKey
+from sextant.errors import BatchConflict
+from tests.support.calls import call
+from worker.unit_of_work import apply_calls
 
 WORKERS, BATCHES, PER_BATCH = 8, 12, 25
 

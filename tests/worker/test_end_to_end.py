@@ -14,12 +14,12 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from segment.analytics.client import Client
 
-from sextant.admin import CreatedKey
+from ops.dlq import list_dead_letters
+from ops.keys import CreatedKey
 from sextant.settings import Settings
-from tests.helpers import basic_auth, eventually
-from tests.worker.conftest import stamped, worker_process
-from worker.dlq import list_dead_letters
-from worker.runner import Worker
+from tests.support.calls import stamped, worker_process
+from tests.support.helpers import basic_auth, eventually
+from worker.consumer import Worker
 
 pytestmark = pytest.mark.slow
 

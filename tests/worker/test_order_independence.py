@@ -1,4 +1,4 @@
-"""CONTRACT.md section 8, made provable: any order, any duplicates, any batching of the
+"""Order and repetition, made provable: any order, any duplicates, any batching of the
 same calls leaves the same rows (hypothesis, against the real Postgres)."""
 
 from __future__ import annotations
@@ -12,13 +12,12 @@ import msgspec
 from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
 
-from sextant import admin
-from sextant.admin import CreatedKey
+from ops.keys import CreatedKey, create_key
+from sextant.calls import AnyCall, decode_call
 from sextant.db import create_pool
 from sextant.settings import Settings
-from tests.worker.dumps import dump, visible
-from worker.apply import apply_calls
-from worker.calls import AnyCall, decode_call
+from tests.support.dumps import dump, visible
+from worker.unit_of_work import apply_calls
 
 # A few people. Each anonymous id belongs to at most one userId (a5 to nobody).
 USERS = {"u1": ["a1", "a2"], "u2": ["a3"], "u3": ["a4"]}
@@ -129,8 +128,8 @@ async def run_scenario(
     pool = await create_pool(Settings(database_url=database_url), max_size=2)
     try:
         async with pool.acquire() as conn:
-            reference = await admin.create_key(conn, f"ref-{uuid.uuid4().hex[:10]}")
-            shuffled = await admin.create_key(conn, f"shuf-{uuid.uuid4().hex[:10]}")
+            reference = await create_key(conn, f"ref-{uuid.uuid4().hex[:10]}")
+            shuffled = await create_key(conn, f"shuf-{uuid.uuid4().hex[:10]}")
             # The reference: every call once, in call-time order, one batch each.
             ordered = sorted(messages, key=lambda m: (m["timestamp"], m["messageId"]))
             for message in ordered:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncpg
 
-from sextant.admin import CreatedKey
+from ops.keys import CreatedKey
 from worker.retention import prune_once
 
 

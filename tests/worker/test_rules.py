@@ -1,4 +1,4 @@
-"""CONTRACT.md section 7, rule by rule, applied as a worker applies batches, on real Postgres."""
+"""What each call does, rule by rule, applied as a worker applies batches, on real Postgres."""
 
 from __future__ import annotations
 
@@ -6,10 +6,9 @@ from typing import Any
 
 import asyncpg
 
-from sextant import admin
-from sextant.admin import CreatedKey
-from tests.worker.conftest import Apply
-from worker import definitions
+from ops import attributes
+from ops.keys import CreatedKey, create_key
+from tests.support.fixture_types import Apply
 
 CHROME = (
     "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 "
@@ -230,7 +229,7 @@ async def test_defined_types_convert_and_new_names_become_strings(
     apply: Apply, db: asyncpg.Connection, workspace: CreatedKey
 ) -> None:
     """custom_integer (number) '123' is stored 123; custom_integer_new 999 becomes "999"."""
-    await definitions.define(db, workspace.workspace_id, "user", "", "custom_integer", "number")
+    await attributes.define(db, workspace.workspace, "user", "", "custom_integer", "number")
     await apply(
         {
             "type": "identify",
@@ -255,7 +254,7 @@ async def test_unconvertible_value_is_left_out_and_counted(
     apply: Apply, db: asyncpg.Connection, workspace: CreatedKey
 ) -> None:
     """A value that does not convert is dropped; the rest of the call applies."""
-    await definitions.define(db, workspace.workspace_id, "user", "", "seats", "number")
+    await attributes.define(db, workspace.workspace, "user", "", "seats", "number")
     outcome = await apply(
         {
             "type": "identify",
@@ -272,9 +271,7 @@ async def test_event_properties_are_typed_per_event_name(
     apply: Apply, db: asyncpg.Connection, workspace: CreatedKey
 ) -> None:
     """Event property definitions are per event name: the same name can differ by event."""
-    await definitions.define(
-        db, workspace.workspace_id, "event", "Order Completed", "total", "number"
-    )
+    await attributes.define(db, workspace.workspace, "event", "Order Completed", "total", "number")
     await apply(
         {
             "type": "track",
@@ -468,7 +465,7 @@ async def test_free_email_users_are_ignored_until_a_work_email(
 ) -> None:
     """With blocking on, a gmail identify and the calls after it are ignored (its group call
     leaves no account behind); a work email lets the identity in."""
-    await admin.create_key(db, workspace.workspace, workspace.connector, block_free_email=True)
+    await create_key(db, workspace.workspace, workspace.connector, block_free_email=True)
     blocked = await apply(
         {"type": "identify", "userId": "u1", "traits": {"email": "j@gmail.com"}},
         {"type": "track", "userId": "u1", "event": "E"},
@@ -570,10 +567,10 @@ async def test_workspaces_never_see_each_other(
     apply: Apply, db: asyncpg.Connection, workspace: CreatedKey
 ) -> None:
     """The same userId in two workspaces is two users."""
-    other = await admin.create_key(db, f"{workspace.workspace}-other")
+    other = await create_key(db, f"{workspace.workspace}-other")
     await apply({"type": "identify", "userId": "same", "traits": {"email": "a@initech.com"}})
-    from tests.worker.conftest import call
-    from worker.apply import apply_calls
+    from tests.support.calls import call
+    from worker.unit_of_work import apply_calls
 
     await apply_calls(
         db, [call(other, type="identify", userId="same", traits={"email": "b@initech.com"})]

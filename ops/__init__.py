@@ -1,0 +1,1 @@
+"""Operator tools and the `sextant` command line, on top of `ingest`, `worker` and `sextant`."""

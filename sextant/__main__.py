@@ -1,5 +1,0 @@
-import sys
-
-from sextant.cli import main
-
-sys.exit(main())

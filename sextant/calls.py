@@ -1,0 +1,202 @@
+"""The one model of a Segment call, shared by both processes: the receiver writes it to
+Kafka, the worker decodes it with one tagged-union Decoder.
+
+The receiver has already checked identity, required fields and timestamps and added
+its stamps, so anything that fails to decode here is a poison message for the DLQ.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any, Final, Generic, TypeVar, overload
+
+import msgspec
+
+CALL_TYPES: Final = frozenset({"identify", "track", "page", "screen", "group", "alias", "delete"})
+
+# Stamped into every message by the receiver; the worker trusts only these, never the client's.
+STAMP_FIELD: Final = "sextant"
+
+# (workspace, "user_id" or "anonymous_id", the id)
+IdentityKey = tuple[int, str, str]
+
+
+class Stamp(msgspec.Struct, frozen=True, rename="camel"):
+    """Who the message belongs to, as authenticated by the receiver."""
+
+    workspace_id: int
+    connector_id: int
+
+
+def identifier(value: str | int | None) -> str | None:
+    """Segment ids are strings; some libraries send numbers. Empty means absent."""
+    if value is None or isinstance(value, bool):
+        return None
+    text = str(value)
+    return text or None
+
+
+_C = TypeVar("_C")
+_V = TypeVar("_V")
+
+
+class _once(Generic[_C, _V]):
+    """`functools.cached_property` without its lock: before Python 3.12 it takes one on
+    every first access, which cost more than the values below take to compute."""
+
+    def __init__(self, compute: Callable[[_C], _V]) -> None:
+        self._compute = compute
+        self._name = compute.__name__
+
+    @overload
+    def __get__(self, call: None, owner: type[_C]) -> _once[_C, _V]: ...
+    @overload
+    def __get__(self, call: _C, owner: type[_C]) -> _V: ...
+    def __get__(self, call: _C | None, owner: type[_C]) -> _once[_C, _V] | _V:
+        if call is None:
+            return self
+        value = call.__dict__[self._name] = self._compute(call)
+        return value
+
+
+class Personas(msgspec.Struct, frozen=True):
+    """`context.personas`, set by Segment Engage on audience and computed-trait calls."""
+
+    computation_class: str | None = None
+    computation_key: str | None = None
+    computation_id: str | None = None
+    space_id: str | None = None
+
+
+class Context(msgspec.Struct, frozen=True):
+    """Typed loosely: libraries disagree on shapes here, and an odd shape is no reason to
+    dead-letter a call. The mapping in `worker.traits` uses what has the expected shape."""
+
+    userAgent: Any = None
+    ip: Any = None
+    locale: Any = None
+    timezone: Any = None
+    os: Any = None
+    device: Any = None
+    screen: Any = None
+    page: Any = None
+    personas: Personas | None = None
+
+
+class Call(msgspec.Struct, frozen=True, tag_field="type", dict=True):
+    """What every call has: identity, time, context, and the receiver's stamps.
+
+    (`dict=True` lets the derived values below be computed once per call.)
+    """
+
+    messageId: str
+    receivedAt: datetime
+    sextant: Stamp
+    userId: str | int | None = None
+    anonymousId: str | int | None = None
+    timestamp: datetime | None = None
+    originalTimestamp: datetime | None = None
+    context: Context | None = None
+
+    @_once
+    def user_id(self) -> str | None:
+        return identifier(self.userId)
+
+    @_once
+    def anonymous_id(self) -> str | None:
+        return identifier(self.anonymousId)
+
+    @_once
+    def workspace_id(self) -> int:
+        return self.sextant.workspace_id
+
+    @_once
+    def occurred_at(self) -> datetime:
+        """Segment's rule: `timestamp`, else `originalTimestamp`, else when we received it."""
+        return _utc(self.timestamp or self.originalTimestamp or self.receivedAt)
+
+    @_once
+    def version(self) -> str:
+        """Sortable as text: call time (fixed width, UTC), then messageId to break ties."""
+        return f"{self.occurred_at.isoformat(timespec='microseconds')[:26]}Z|{self.messageId}"
+
+    @_once
+    def identities(self) -> list[IdentityKey]:
+        """The identities the call names: its userId and anonymousId (and an alias's
+        previousId, as the anonymous id it is)."""
+        keys: list[IdentityKey] = []
+        if self.user_id:
+            keys.append((self.workspace_id, "user_id", self.user_id))
+        if self.anonymous_id:
+            keys.append((self.workspace_id, "anonymous_id", self.anonymous_id))
+        if type(self) is Alias and (previous := identifier(self.previousId)):
+            keys.append((self.workspace_id, "anonymous_id", previous))
+        return keys
+
+
+class Identify(Call, frozen=True, tag="identify"):
+    traits: dict[str, Any] | None = None
+
+
+class Track(Call, frozen=True, tag="track"):
+    event: str = ""
+    properties: dict[str, Any] | None = None
+
+
+class Page(Call, frozen=True, tag="page"):
+    name: str | None = None
+    category: str | None = None
+    properties: dict[str, Any] | None = None
+
+
+class Screen(Page, frozen=True, tag="screen"):
+    pass
+
+
+class Group(Call, frozen=True, tag="group"):
+    groupId: str | int = ""
+    traits: dict[str, Any] | None = None
+
+
+class Alias(Call, frozen=True, tag="alias"):
+    previousId: str | int = ""
+
+
+class Delete(Call, frozen=True, tag="delete"):
+    pass
+
+
+AnyCall = Identify | Track | Page | Screen | Group | Alias | Delete
+
+CALL_DECODER = msgspec.json.Decoder(AnyCall)
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+_json_decoder = msgspec.json.Decoder()
+_json_encoder = msgspec.json.Encoder()
+
+
+def decode_call(raw: bytes) -> AnyCall:
+    """Decode one Kafka value; raises msgspec.DecodeError for a poison message.
+
+    Postgres text and jsonb cannot hold NUL, so the rare call that carries one has it
+    removed here, once, rather than failing its whole batch later.
+    """
+    if b"\\u0000" in raw:
+        raw = _json_encoder.encode(_strip_nul(_json_decoder.decode(raw)))
+    call: AnyCall = CALL_DECODER.decode(raw)
+    return call
+
+
+def _strip_nul(value: Any) -> Any:
+    if isinstance(value, str):
+        return value.replace("\x00", "")
+    if isinstance(value, dict):
+        return {_strip_nul(k): _strip_nul(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_strip_nul(v) for v in value]
+    return value

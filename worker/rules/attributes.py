@@ -1,0 +1,122 @@
+"""Custom traits and properties typed by their definitions: a name seen for the first time is
+defined, a defined name is converted to its type, and a value that does not convert is
+left out."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Final, Literal
+
+import msgspec
+
+AttributeType = Literal["string", "number", "boolean", "datetime"]
+ATTRIBUTE_TYPES: Final = ("string", "number", "boolean", "datetime")
+Entity = Literal["user", "account", "event"]
+ENTITIES: Final = ("user", "account", "event")
+
+# (workspace, entity, event name or '') -> {attribute name: type}
+Scope = tuple[int, str, str]
+Definitions = dict[Scope, dict[str, AttributeType]]
+
+_encode = msgspec.json.Encoder()
+
+
+@dataclass
+class AttributeTypes:
+    """The definitions a batch reads, and those it adds."""
+
+    known: Definitions
+    new: dict[tuple[int, str, str, str], AttributeType] = field(default_factory=dict)
+    not_converted: int = 0  # values left out because they do not convert
+
+    def typed(
+        self,
+        ws: int,
+        entity: Entity,
+        event: str,
+        name: str,
+        value: Any,
+        first_type: AttributeType = "string",
+    ) -> tuple[bool, Any]:
+        """`(True, value converted to its type)`, or `(False, None)` when it does not convert.
+
+        A name seen for the first time is defined as `first_type` here.
+        """
+        defined = self.known.setdefault((ws, entity, event), {})
+        attribute_type = defined.get(name)
+        if attribute_type is None:
+            attribute_type = defined[name] = first_type
+            self.new[(ws, entity, event, name)] = attribute_type
+        ok, typed = convert(value, attribute_type)
+        if not ok:
+            self.not_converted += 1
+        return ok, typed
+
+
+def convert(value: Any, attribute_type: AttributeType) -> tuple[bool, Any]:
+    """`(True, converted)` when `value` converts to `attribute_type`, else `(False, None)`."""
+    match attribute_type:
+        case "string":
+            return True, to_string(value)
+        case "number":
+            number = to_number(value)
+            return (number is not None), number
+        case "boolean":
+            flag = to_boolean(value)
+            return (flag is not None), flag
+        case "datetime":
+            moment = to_datetime(value)
+            return (moment is not None), moment
+
+
+def to_string(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value) if isinstance(value, float) else str(value)
+    return _encode.encode(value).decode()
+
+
+def to_number(value: Any) -> int | float | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            return int(text)
+        except ValueError:
+            pass
+        try:
+            number = float(text)
+        except ValueError:
+            return None
+        return number if math.isfinite(number) else None
+    return None
+
+
+def to_boolean(value: Any) -> bool | None:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        return value.strip().lower() == "true"
+    return None
+
+
+def to_datetime(value: Any) -> str | None:
+    """ISO-8601 text, normalised to UTC; stored as text inside jsonb."""
+    if not isinstance(value, str):
+        return None
+    try:
+        moment = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    return moment.isoformat().replace("+00:00", "Z")

@@ -1,0 +1,62 @@
+"""Engage audiences and journey steps: a boolean trait and a membership per user, the newest
+call deciding whether the user is a member."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Final
+
+from sextant.calls import AnyCall, Identify, Track
+from worker.rules.records import Membership, User
+
+AUDIENCE_CLASSES: Final = frozenset({"audience", "journey_step"})
+AUDIENCE_EVENTS: Final = {"Audience Entered": True, "Audience Exited": False}
+
+
+def identify_audience(call: Identify) -> str | None:
+    """The trait an Engage audience identify sets, if it is one."""
+    personas = call.context.personas if call.context else None
+    if personas and personas.computation_class in AUDIENCE_CLASSES:
+        return personas.computation_key
+    return None
+
+
+def track_audience(call: Track) -> tuple[str, bool] | None:
+    """The audience an `Audience Entered` / `Audience Exited` call names, and whether the
+    user is now a member."""
+    member = AUDIENCE_EVENTS.get(call.event)
+    if member is None:
+        return None
+    personas = call.context.personas if call.context else None
+    key = (call.properties or {}).get("audience_key") or (
+        personas.computation_key if personas else None
+    )
+    if not isinstance(key, str) or not key:
+        return None
+    return key, member
+
+
+def membership(user: User, audience: str, member: bool, call: AnyCall) -> Membership:
+    personas = call.context.personas if call.context else None
+    return Membership(
+        user=user,
+        audience_key=audience,
+        member=member,
+        computation_class=personas.computation_class if personas else None,
+        computation_id=personas.computation_id if personas else None,
+        space_id=personas.space_id if personas else None,
+        version=call.version,
+        updated_at=call.occurred_at,
+    )
+
+
+def newest_per_user(memberships: Iterable[Membership]) -> list[Membership]:
+    """One membership per (user, audience), the newest; users merged away count as the user
+    they were merged into."""
+    newest: dict[tuple[User, str], Membership] = {}
+    for m in memberships:
+        key = (m.user.final(), m.audience_key)
+        current = newest.get(key)
+        if current is None or m.version > current.version:
+            newest[key] = m
+    return list(newest.values())

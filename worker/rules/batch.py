@@ -1,0 +1,329 @@
+"""A batch of calls applied in memory, in call-time order, to the rows it loaded; then the
+changes to write. Pure: no I/O, so every rule is tested without services.
+
+Order does not matter to the result. Fields are last-writer-wins by call version;
+counters count messageIds; memberships and definitions are sets. A delete is a
+tombstone at its version: calls older than it are ignored when they come later, and
+what they wrote is removed when they came first, so the rows end the same either way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sextant.calls import (
+    Alias,
+    AnyCall,
+    Delete,
+    Group,
+    Identify,
+    IdentityKey,
+    Page,
+    Screen,
+    Track,
+    identifier,
+)
+from worker.rules import audiences
+from worker.rules.attributes import AttributeType, AttributeTypes, Definitions
+from worker.rules.free_email import FreeEmailBlocks
+from worker.rules.identity import AnonymousKey, Identities
+from worker.rules.mapping import (
+    account_columns,
+    context_columns,
+    custom_account_traits,
+    custom_user_traits,
+    user_columns,
+)
+from worker.rules.records import (
+    Account,
+    AccountMember,
+    Event,
+    Membership,
+    PageView,
+    Tombstone,
+    User,
+)
+from worker.rules.tombstones import Verdicts, is_older_than_a_delete, judge, remember_pairing
+
+EventSeen = dict[tuple[int, str], tuple[datetime, datetime]]  # (ws, event) -> first, last
+
+
+@dataclass
+class Loaded:
+    """The rows and facts a batch reads before it applies, its users and accounts locked."""
+
+    users: list[User] = field(default_factory=list)
+    anonymous_owners: dict[AnonymousKey, User] = field(default_factory=dict)
+    accounts: dict[tuple[int, str], Account] = field(default_factory=dict)  # by group id
+    definitions: Definitions = field(default_factory=dict)
+    tombstones: dict[IdentityKey, Tombstone] = field(default_factory=dict)
+    blocked: dict[IdentityKey, str] = field(default_factory=dict)
+    blocking_connectors: set[int] = field(default_factory=set)
+
+
+@dataclass
+class Changes:
+    """What a batch writes, in the order it must be written."""
+
+    new_users: list[User]  # given ids first, since the rest refer to them
+    users: list[User]
+    anonymous_first_owners: list[tuple[int, str, User, str]]  # (ws, id, owner, version)
+    anonymous_bumps: list[tuple[int, str, str]]  # (ws, id, newest version naming it)
+    merges: list[tuple[User, User]]  # (merged away, the user it lives in now)
+    unused_accounts: list[Account]
+    accounts: list[Account]
+    members: list[AccountMember]
+    events: list[Event]
+    page_views: list[PageView]
+    event_seen: EventSeen
+    new_definitions: dict[tuple[int, str, str, str], AttributeType]
+    memberships: list[Membership]
+    gone: list[tuple[User, Tombstone]]  # users deleted with every row hanging off them
+    cuts: list[tuple[User, str]]  # users that keep only what is newer than the version
+    tombstones: dict[IdentityKey, Tombstone]
+    block: dict[IdentityKey, str]
+    unblock: set[IdentityKey]
+
+
+class Batch:
+    """The calls of one batch applied in memory, one at a time, in call-time order."""
+
+    def __init__(self, loaded: Loaded) -> None:
+        self.tombstones = loaded.tombstones
+        self.new_tombstones: dict[IdentityKey, Tombstone] = {}
+        self.identities = Identities(loaded.users, loaded.anonymous_owners, self.tombstones)
+        self.blocks = FreeEmailBlocks(loaded.blocked, loaded.blocking_connectors)
+        self.attributes = AttributeTypes(loaded.definitions)
+        self.accounts = loaded.accounts
+        self.members: list[AccountMember] = []
+        self.events: list[Event] = []
+        self.page_views: list[PageView] = []
+        self.event_seen: EventSeen = {}
+        self.memberships: list[Membership] = []
+
+    def apply(self, call: AnyCall) -> str:
+        """Apply one call; returns what became of it: applied, deleted or blocked."""
+        if is_older_than_a_delete(call, self.tombstones):
+            # Definitions and accounts are the workspace's, not the user's: they take the
+            # call either way, so they do not depend on order.
+            self._workspace_facts(call)
+            remember_pairing(call, self.identities, self.tombstones, self.new_tombstones)
+            return "deleted"
+        if type(call) is Identify and self.blocks.blocks_identify(call):
+            return "blocked"
+        if self.blocks.is_blocked(call.identities):
+            return "blocked"
+        _APPLY[type(call)](self, call)
+        return "applied"
+
+    # --- one call type each ---------------------------------------------------------------
+
+    def _identify(self, call: Identify) -> None:
+        user = self.identities.user_for(call, call.user_id, call.anonymous_id)
+        version = call.version
+        traits = call.traits or {}
+        for column, value in {**user_columns(traits), **context_columns(call.context)}.items():
+            user.put(column, value, version)
+        audience = audiences.identify_audience(call)
+        for name, ok, typed in self._typed_user_traits(call, audience):
+            if ok:
+                user.put_trait(name, typed, version)
+                if name == audience and isinstance(typed, bool):
+                    self.memberships.append(audiences.membership(user, name, typed, call))
+
+    def _track(self, call: Track) -> None:
+        user = self.identities.user_for(call, call.user_id, call.anonymous_id)
+        moment = call.occurred_at
+        self.events.append(
+            Event(
+                workspace_id=call.workspace_id,
+                message_id=call.messageId,
+                version=call.version,
+                user=user,
+                name=call.event,
+                properties=self._typed_properties(call),
+                occurred_at=moment,
+                received_at=call.receivedAt,
+            )
+        )
+        self._seen_event(call)
+        user.seen(moment)
+        if (entered := audiences.track_audience(call)) is not None:
+            key, member = entered
+            ok, typed = self.attributes.typed(call.workspace_id, "user", "", key, member, "boolean")
+            if ok:
+                user.put_trait(key, typed, call.version)
+            self.memberships.append(audiences.membership(user, key, member, call))
+
+    def _page(self, call: Page) -> None:
+        user = self.identities.user_for(call, call.user_id, call.anonymous_id)
+        properties = call.properties or {}
+        page = call.context.page if call.context and isinstance(call.context.page, dict) else {}
+
+        def text(name: str) -> str | None:
+            value = properties.get(name, page.get(name))
+            return value if isinstance(value, str) else None
+
+        self.page_views.append(
+            PageView(
+                workspace_id=call.workspace_id,
+                message_id=call.messageId,
+                version=call.version,
+                user=user,
+                view_type="screen" if type(call) is Screen else "page",
+                name=call.name,
+                category=call.category,
+                url=text("url"),
+                path=text("path"),
+                title=text("title"),
+                referrer=text("referrer"),
+                properties=properties,
+                occurred_at=call.occurred_at,
+                received_at=call.receivedAt,
+            )
+        )
+        user.page_views += 1
+        user.changed = True
+        user.seen(call.occurred_at)
+
+    def _group(self, call: Group) -> None:
+        user = self.identities.user_for(call, call.user_id, call.anonymous_id)
+        self.members.append(AccountMember(self._update_account(call), user, call.version))
+
+    def _alias(self, call: Alias) -> None:
+        self.identities.user_for(call, call.user_id, identifier(call.previousId))
+        if call.anonymous_id:
+            self.identities.user_for(call, call.user_id, call.anonymous_id)
+
+    def _delete(self, call: Delete) -> None:
+        """A tombstone; what it removes is worked out in `changes`, whatever came before."""
+        user_id = call.user_id
+        assert user_id is not None  # the receiver refuses a delete without one
+        key = (call.workspace_id, "user_id", user_id)
+        self.tombstones[key] = self.new_tombstones[key] = Tombstone(call.version, user_id)
+
+    # --- shared steps ---------------------------------------------------------------------
+
+    def _workspace_facts(self, call: AnyCall) -> None:
+        """What a call tells about the workspace (definitions, accounts), and nothing more."""
+        match call:
+            case Identify():
+                self._typed_user_traits(call, audiences.identify_audience(call))
+            case Track():
+                self._typed_properties(call)
+                self._seen_event(call)
+            case Group():
+                self._update_account(call)
+
+    def _typed_user_traits(
+        self, call: Identify, audience: str | None
+    ) -> list[tuple[str, bool, Any]]:
+        """Custom traits converted to their types; an Engage audience's is a boolean."""
+        typed_traits = []
+        for name, value in custom_user_traits(call.traits or {}).items():
+            first_type: AttributeType = "boolean" if name == audience else "string"
+            ok, typed = self.attributes.typed(
+                call.workspace_id, "user", "", name, value, first_type
+            )
+            typed_traits.append((name, ok, typed))
+        return typed_traits
+
+    def _typed_properties(self, call: Track) -> dict[str, Any]:
+        properties = {}
+        for name, value in (call.properties or {}).items():
+            if value is None:
+                continue
+            ok, typed = self.attributes.typed(call.workspace_id, "event", call.event, name, value)
+            if ok:
+                properties[name] = typed
+        return properties
+
+    def _seen_event(self, call: Track) -> None:
+        key, moment = (call.workspace_id, call.event), call.occurred_at
+        first, last = self.event_seen.get(key, (moment, moment))
+        self.event_seen[key] = (min(first, moment), max(last, moment))
+
+    def _update_account(self, call: Group) -> Account:
+        # The unit of work loaded (and created) every group of the batch.
+        account = self.accounts[(call.workspace_id, str(identifier(call.groupId)))]
+        account.used = True
+        version = call.version
+        traits = call.traits or {}
+        for column, value in account_columns(traits).items():
+            account.put(column, value, version)
+        for name, value in custom_account_traits(traits).items():
+            ok, typed = self.attributes.typed(call.workspace_id, "account", "", name, value)
+            if ok:
+                account.put_trait(name, typed, version)
+        return account
+
+    # --- the result -----------------------------------------------------------------------
+
+    def changes(self) -> Changes:
+        """What to write once every call is applied."""
+        verdicts = judge(self.identities, self.tombstones, self.new_tombstones)
+        identities, keeps = self.identities, verdicts.keeps
+        live_new = [
+            u for u in identities.new_users if u.merged_into is None and u not in verdicts.doomed
+        ]
+        first_owners, bumps = self._anonymous_ids(verdicts)
+        return Changes(
+            new_users=live_new,
+            users=[u for u in verdicts.survivors if u.changed and not u.new] + live_new,
+            anonymous_first_owners=first_owners,
+            anonymous_bumps=bumps,
+            merges=[(u, u.final()) for u in identities.merged if u.final() not in verdicts.doomed],
+            unused_accounts=[a for a in self.accounts.values() if a.inserted and not a.used],
+            accounts=[a for a in self.accounts.values() if a.changed],
+            members=[m for m in self.members if keeps(m.user, m.version)],
+            events=[e for e in self.events if keeps(e.user, e.version)],
+            page_views=[v for v in self.page_views if keeps(v.user, v.version)],
+            event_seen=self.event_seen,
+            new_definitions=self.attributes.new,
+            memberships=[
+                m for m in audiences.newest_per_user(self.memberships) if keeps(m.user, m.version)
+            ],
+            gone=self._gone(verdicts),
+            cuts=list(verdicts.cuts.items()),
+            tombstones=self.new_tombstones,
+            block=self.blocks.block,
+            unblock=self.blocks.unblock,
+        )
+
+    def _anonymous_ids(
+        self, verdicts: Verdicts
+    ) -> tuple[list[tuple[int, str, User, str]], list[tuple[int, str, str]]]:
+        """Anonymous ids that get their first owner, and those whose owner a newer call named."""
+        first_owners, bumps = [], []
+        identities = self.identities
+        for key, version in sorted(identities.anonymous_versions.items()):
+            owner = identities.by_anonymous_id[key].final()
+            if owner in verdicts.doomed:
+                continue
+            if key in identities.owned_anonymous_ids:
+                bumps.append((*key, version))
+            else:
+                first_owners.append((*key, owner, version))
+        return first_owners, bumps
+
+    def _gone(self, verdicts: Verdicts) -> list[tuple[User, Tombstone]]:
+        """Stored users a delete removes; users merged into a doomed one go with it."""
+        doomed = verdicts.doomed
+        return [(u, t) for u, t in doomed.items() if u.pk is not None] + [
+            (u, doomed[u.final()]) for u in self.identities.merged if u.final() in doomed
+        ]
+
+
+# Dispatch on the exact type: `isinstance` on Struct classes goes the slow ABC way.
+_APPLY: dict[type[Any], Callable[[Batch, Any], None]] = {
+    Identify: Batch._identify,
+    Track: Batch._track,
+    Page: Batch._page,
+    Screen: Batch._page,
+    Group: Batch._group,
+    Alias: Batch._alias,
+    Delete: Batch._delete,
+}

@@ -1,0 +1,96 @@
+"""Who a call is about: a user found by userId, else by anonymous id, else created; anonymous
+ids attached to the userId's user, and anonymous users merged into it.
+
+Users with different userIds are never merged. An anonymous id that belonged to a
+deleted user leads calls newer than the delete back to that userId.
+"""
+
+from __future__ import annotations
+
+from sextant.calls import AnyCall, IdentityKey
+from worker.rules.records import Tombstone, User
+
+AnonymousKey = tuple[int, str]  # (workspace, anonymous id)
+
+
+class Identities:
+    """The users of a batch by userId and by anonymous id, and what the batch did to them."""
+
+    def __init__(
+        self,
+        users: list[User],
+        anonymous_owners: dict[AnonymousKey, User],
+        tombstones: dict[IdentityKey, Tombstone],
+    ) -> None:
+        self.loaded = users
+        self.by_user_id: dict[AnonymousKey, User] = {
+            (u.workspace_id, u.user_id): u for u in users if u.user_id is not None
+        }
+        self.by_anonymous_id: dict[AnonymousKey, User] = dict(anonymous_owners)
+        self.owned_anonymous_ids = set(anonymous_owners)  # owned before this batch
+        # The newest call that named each anonymous id together with its owner.
+        self.anonymous_versions: dict[AnonymousKey, str] = {}
+        self.new_users: list[User] = []
+        self.merged: list[User] = []  # loaded users merged into another
+        self._tombstones = tombstones
+
+    def user_for(self, call: AnyCall, user_id: str | None, anonymous_id: str | None) -> User:
+        """The call's user, created if need be; an anonymous id it names is attached."""
+        ws = call.workspace_id
+        if user_id is None and anonymous_id is not None:
+            user_id = self._deleted_owner(ws, anonymous_id)
+        user = self.resolve(ws, user_id, anonymous_id)
+        user.touch(call.version)
+        key = (ws, anonymous_id or "")
+        if anonymous_id is not None and self.by_anonymous_id.get(key) is user:
+            self.anonymous_versions[key] = max(call.version, self.anonymous_versions.get(key, ""))
+        return user
+
+    def resolve(self, ws: int, user_id: str | None, anonymous_id: str | None) -> User:
+        user = self.by_user_id.get((ws, user_id)) if user_id else None
+        anonymous = self.by_anonymous_id.get((ws, anonymous_id)) if anonymous_id else None
+        if user_id is None:
+            assert anonymous_id is not None  # the receiver refuses calls with neither
+            if anonymous is None:
+                anonymous = self._new_user(ws, None)
+                self.by_anonymous_id[(ws, anonymous_id)] = anonymous
+            return anonymous
+        if user is None:
+            if anonymous is not None and anonymous.user_id is None:
+                user = anonymous  # attach: the anonymous user gets its userId
+                user.user_id = user_id
+                user.changed = user.fields_changed = True
+            else:
+                user = self._new_user(ws, user_id)
+            self.by_user_id[(ws, user_id)] = user
+        if anonymous_id is not None:
+            if anonymous is None:
+                self.by_anonymous_id[(ws, anonymous_id)] = user
+            elif anonymous is not user and anonymous.user_id is None:
+                self._merge(anonymous, user)
+        return user
+
+    def finals(self) -> list[User]:
+        """Every user of the batch that was not merged into another."""
+        return [u for u in self.loaded + self.new_users if u.merged_into is None]
+
+    def _deleted_owner(self, ws: int, anonymous_id: str) -> str | None:
+        """The userId an unowned anonymous id belonged to before a delete, if any: a call
+        newer than the delete finds that user again, as it would have before the delete."""
+        if (ws, anonymous_id) in self.by_anonymous_id:
+            return None
+        tombstone = self._tombstones.get((ws, "anonymous_id", anonymous_id))
+        return tombstone.user_id if tombstone else None
+
+    def _new_user(self, ws: int, user_id: str | None) -> User:
+        user = User(workspace_id=ws, user_id=user_id, new=True, changed=True)
+        self.new_users.append(user)
+        return user
+
+    def _merge(self, loser: User, winner: User) -> None:
+        winner.merge_from(loser)
+        for key, owner in list(self.by_anonymous_id.items()):
+            if owner is loser:
+                self.by_anonymous_id[key] = winner
+        if loser.pk is not None:
+            self.merged.append(loser)

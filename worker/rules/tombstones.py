@@ -1,0 +1,87 @@
+"""Deletes as tombstones: a delete at a version removes what is older than it and leaves
+a tombstone, so that older calls arriving later are ignored and the final rows do not
+depend on the order calls arrive in."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from sextant.calls import AnyCall, IdentityKey
+from worker.rules.identity import Identities
+from worker.rules.records import Tombstone, User
+
+
+def is_older_than_a_delete(call: AnyCall, tombstones: dict[IdentityKey, Tombstone]) -> bool:
+    return any(
+        (t := tombstones.get(k)) is not None and t.version >= call.version for k in call.identities
+    )
+
+
+def remember_pairing(
+    call: AnyCall,
+    identities: Identities,
+    tombstones: dict[IdentityKey, Tombstone],
+    new_tombstones: dict[IdentityKey, Tombstone],
+) -> None:
+    """An ignored call still says whose its anonymous ids are.
+
+    Newer calls with only such an anonymous id then find that user, as they would have
+    had the ignored call come first.
+    """
+    ws, user_id = call.workspace_id, call.user_id
+    deleted = tombstones.get((ws, "user_id", user_id or ""))
+    if user_id is None or deleted is None:
+        return
+    for key in call.identities:
+        if key[1] != "anonymous_id":
+            continue
+        if (ws, key[2]) in identities.by_anonymous_id:
+            # An anonymous user that newer calls made joins the userId as usual.
+            identities.resolve(ws, user_id, key[2])
+        current = tombstones.get(key)
+        if current is None or current.version < deleted.version:
+            tombstones[key] = new_tombstones[key] = Tombstone(deleted.version, user_id)
+
+
+@dataclass
+class Verdicts:
+    """What the batch's tombstones leave of its users."""
+
+    survivors: list[User] = field(default_factory=list)
+    cuts: dict[User, str] = field(default_factory=dict)  # keeps only what is newer than this
+    doomed: dict[User, Tombstone] = field(default_factory=dict)  # goes altogether
+
+    def keeps(self, user: User, version: str) -> bool:
+        """Whether a row written by a call at `version` for `user` stays."""
+        final = user.final()
+        return final not in self.doomed and version >= self.cuts.get(final, "")
+
+
+def judge(
+    identities: Identities,
+    tombstones: dict[IdentityKey, Tombstone],
+    new_tombstones: dict[IdentityKey, Tombstone],
+) -> Verdicts:
+    """Split the batch's users into survivors and the doomed.
+
+    A user whose userId has a tombstone keeps only what is newer than it (a cut), and goes
+    altogether when nothing newer touched it; its anonymous ids get tombstones naming it.
+    """
+    verdicts = Verdicts()
+    for user in identities.finals():
+        key = (user.workspace_id, "user_id", user.user_id or "")
+        tombstone = tombstones.get(key) if user.user_id else None
+        if tombstone is None:
+            verdicts.survivors.append(user)
+        elif user.touched < tombstone.version:
+            verdicts.doomed[user] = tombstone
+        else:
+            user.forget_before(tombstone.version)
+            verdicts.cuts[user] = tombstone.version
+            verdicts.survivors.append(user)
+    for (ws, anonymous_id), owner in identities.by_anonymous_id.items():
+        if (tombstone := verdicts.doomed.get(owner.final())) is not None:
+            new_tombstones[(ws, "anonymous_id", anonymous_id)] = Tombstone(
+                tombstone.version, tombstone.user_id
+            )
+    return verdicts

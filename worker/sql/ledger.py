@@ -1,0 +1,148 @@
+"""SQL for what a worker must remember between batches: messageIds applied, tombstones,
+blocked identities, and the connector settings calls are applied under."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from sextant.calls import IdentityKey
+from sextant.db import Conn
+from worker.rules.records import Tombstone, User
+from worker.sql.arrays import columnar, pk
+
+# One JSON array of [workspace, messageId] pairs (see users.py for why not arrays).
+_CLAIM = """
+INSERT INTO processed_messages (workspace_id, message_id)
+SELECT (k ->> 0)::bigint, k ->> 1 FROM jsonb_array_elements($1::jsonb) AS k
+ON CONFLICT DO NOTHING
+RETURNING workspace_id, message_id
+"""
+
+# Tombstones and blocks of the same identities, in one round trip.
+_IDENTITY_FACTS = """
+WITH k AS (SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[]) AS k (w, kind, identity))
+SELECT true AS tombstone, t.workspace_id, t.kind, t.identity, t.version, t.user_id
+  FROM tombstones t
+  JOIN k ON t.workspace_id = k.w AND t.kind = k.kind AND t.identity = k.identity
+UNION ALL
+SELECT false, b.workspace_id, b.kind, b.identity, b.version, NULL
+  FROM blocked_identities b
+  JOIN k ON b.workspace_id = k.w AND b.kind = k.kind AND b.identity = k.identity
+"""
+
+_UPSERT_TOMBSTONES = """
+INSERT INTO tombstones AS t (workspace_id, kind, identity, version, user_id)
+SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[])
+ON CONFLICT (workspace_id, kind, identity) DO UPDATE
+   SET version = greatest(t.version, EXCLUDED.version),
+       user_id = coalesce(EXCLUDED.user_id, t.user_id)
+"""
+
+# A deleted user's anonymous ids get tombstones too, naming the user they belonged to.
+_TOMBSTONE_ANONYMOUS_IDS = """
+INSERT INTO tombstones AS t (workspace_id, kind, identity, version, user_id)
+SELECT a.workspace_id, 'anonymous_id', a.anonymous_id, d.version, d.user_id
+  FROM anonymous_ids a
+  JOIN unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[])
+       AS d (w, user_pk, version, user_id)
+    ON a.workspace_id = d.w AND a.user_pk = d.user_pk
+ON CONFLICT (workspace_id, kind, identity) DO UPDATE
+   SET version = greatest(t.version, EXCLUDED.version),
+       user_id = coalesce(EXCLUDED.user_id, t.user_id)
+"""
+
+_BLOCK = """
+INSERT INTO blocked_identities AS b (workspace_id, kind, identity, version)
+SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[])
+ON CONFLICT (workspace_id, kind, identity) DO UPDATE
+   SET version = greatest(b.version, EXCLUDED.version)
+"""
+
+_UNBLOCK = """
+DELETE FROM blocked_identities b
+ USING unnest($1::bigint[], $2::text[], $3::text[]) AS k (w, kind, identity)
+ WHERE b.workspace_id = k.w AND b.kind = k.kind AND b.identity = k.identity
+"""
+
+_CONNECTORS = """
+SELECT workspace_id, id, block_free_email_users
+  FROM connectors
+ WHERE id = ANY($1::bigint[])
+"""
+
+_PRUNE = """
+DELETE FROM processed_messages
+ WHERE (workspace_id, message_id) IN (
+       SELECT workspace_id, message_id FROM processed_messages
+        WHERE processed_at < now() - make_interval(days => $1)
+        LIMIT $2)
+"""
+
+
+async def claim(conn: Conn, messages: Iterable[tuple[int, str]]) -> set[tuple[int, str]]:
+    """Record messageIds as applied; returns those not applied before."""
+    keys = sorted(set(messages))  # one lock order for every batch
+    rows = await conn.fetch(_CLAIM, keys)
+    return {(r["workspace_id"], r["message_id"]) for r in rows}
+
+
+async def identity_facts(
+    conn: Conn, keys: set[IdentityKey]
+) -> tuple[dict[IdentityKey, Tombstone], dict[IdentityKey, str]]:
+    """The tombstones of these identities, and the versions that blocked them."""
+    if not keys:
+        return {}, {}
+    tombstones: dict[IdentityKey, Tombstone] = {}
+    blocked: dict[IdentityKey, str] = {}
+    for r in await conn.fetch(_IDENTITY_FACTS, *columnar(keys, 3)):
+        key: IdentityKey = (r["workspace_id"], r["kind"], r["identity"])
+        if r["tombstone"]:
+            tombstones[key] = Tombstone(r["version"], r["user_id"])
+        else:
+            blocked[key] = r["version"]
+    return tombstones, blocked
+
+
+async def save_tombstones(conn: Conn, tombstones: dict[IdentityKey, Tombstone]) -> None:
+    if tombstones:
+        keys = sorted(tombstones)
+        await conn.execute(
+            _UPSERT_TOMBSTONES,
+            *columnar(keys, 3),
+            [tombstones[k].version for k in keys],
+            [tombstones[k].user_id for k in keys],
+        )
+
+
+async def tombstone_anonymous_ids(
+    conn: Conn, gone: Sequence[tuple[User, Tombstone]], cuts: Sequence[tuple[User, str]]
+) -> None:
+    """Tombstones on the anonymous ids of users deleted (`gone`) or cut by a delete, naming
+    the user they belonged to."""
+    marked = [(u.workspace_id, pk(u), t.version, t.user_id or "") for u, t in gone] + [
+        (u.workspace_id, pk(u), version, u.user_id or "") for u, version in cuts
+    ]
+    if marked:
+        await conn.execute(_TOMBSTONE_ANONYMOUS_IDS, *columnar(marked, 4))
+
+
+async def save_blocks(
+    conn: Conn, block: dict[IdentityKey, str], unblock: Iterable[IdentityKey]
+) -> None:
+    if block:
+        keys = sorted(block)
+        await conn.execute(_BLOCK, *columnar(keys, 3), [block[k] for k in keys])
+    if unblock_keys := sorted(set(unblock)):
+        await conn.execute(_UNBLOCK, *columnar(unblock_keys, 3))
+
+
+async def blocking_connectors(conn: Conn, connector_ids: Iterable[int]) -> set[int]:
+    """The connectors among these that block free-email users."""
+    rows = await conn.fetch(_CONNECTORS, sorted(set(connector_ids)))
+    return {r["id"] for r in rows if r["block_free_email_users"]}
+
+
+async def prune(conn: Conn, keep_days: int, limit: int) -> int:
+    """Forget up to `limit` messageIds older than `keep_days`; returns how many."""
+    status = await conn.execute(_PRUNE, keep_days, limit)
+    return int(status.split()[-1])

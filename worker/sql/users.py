@@ -1,0 +1,372 @@
+"""SQL for users, their anonymous ids and audience memberships: a statement per table per batch."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Final
+
+import asyncpg
+
+from sextant.db import Conn
+from worker.rules.records import Membership, User, split_version
+from worker.sql.arrays import columnar, pk
+
+COLUMNS: Final = (
+    "email",
+    "first_name",
+    "last_name",
+    "phone",
+    "gender",
+    "country",
+    "region",
+    "city",
+    "user_agent",
+    "os",
+    "device_name",
+    "device_type",
+    "language",
+    "resolution",
+    "ip_address",
+    "browser_family",
+    "browser_version",
+    "timezone",
+    "current_url",
+)
+_SELECT_COLUMNS = ", ".join(COLUMNS)
+
+# Users named by userId, or by an anonymous id mapped to them, locked in one order
+# (workspace, id) so that concurrent batches cannot deadlock on them.
+_LOCK_USERS = f"""
+SELECT id, workspace_id, user_id, {_SELECT_COLUMNS}, page_views, first_seen_at, last_seen_at,
+       traits, field_versions, touched_version
+  FROM users
+ WHERE (workspace_id, id) IN (
+        SELECT u.workspace_id, u.id
+          FROM users u
+          JOIN jsonb_array_elements($1::jsonb) AS k
+            ON u.workspace_id = (k ->> 0)::bigint AND u.user_id = k ->> 1
+        UNION
+        SELECT a.workspace_id, a.user_pk
+          FROM anonymous_ids a
+          JOIN jsonb_array_elements($2::jsonb) AS k
+            ON a.workspace_id = (k ->> 0)::bigint AND a.anonymous_id = k ->> 1)
+ ORDER BY workspace_id, id
+   FOR UPDATE
+"""
+
+_ANONYMOUS_IDS = """
+SELECT a.workspace_id, a.anonymous_id, a.user_pk
+  FROM anonymous_ids a
+  JOIN unnest($1::bigint[], $2::text[]) AS k (w, aid)
+    ON a.workspace_id = k.w AND a.anonymous_id = k.aid
+"""
+
+_NEW_IDS = "SELECT nextval(pg_get_serial_sequence('users', 'id')) FROM generate_series(1, $1)"
+
+# Rows travel as one JSON document: asyncpg checks every element of every array
+# parameter in Python, which cost more than the whole statement on the server.
+_UPSERT = f"""
+INSERT INTO users (id, workspace_id, user_id, {_SELECT_COLUMNS}, page_views, first_seen_at,
+                   last_seen_at, traits, field_versions, touched_version)
+SELECT id, workspace_id, user_id, {_SELECT_COLUMNS}, page_views, first_seen_at,
+       last_seen_at, traits, field_versions, touched_version
+  FROM jsonb_to_recordset($1::jsonb) AS r (
+       id bigint, workspace_id bigint, user_id text,
+       {", ".join(f"{c} text" for c in COLUMNS)},
+       page_views bigint, first_seen_at timestamptz, last_seen_at timestamptz,
+       traits jsonb, field_versions jsonb, touched_version text)
+ON CONFLICT (workspace_id, id) DO UPDATE SET
+    user_id = EXCLUDED.user_id,
+    {", ".join(f"{c} = EXCLUDED.{c}" for c in COLUMNS)},
+    page_views = EXCLUDED.page_views,
+    first_seen_at = EXCLUDED.first_seen_at,
+    last_seen_at = EXCLUDED.last_seen_at,
+    traits = EXCLUDED.traits,
+    field_versions = EXCLUDED.field_versions,
+    touched_version = EXCLUDED.touched_version,
+    updated_at = now()
+"""
+
+# Most users in a batch were only seen (a track or a page): their columns, traits and
+# field versions stay as they are, and sending them back would cost both sides a
+# parse of every user's field versions.
+_UPDATE_SEEN = """
+UPDATE users u SET
+    page_views = r.page_views,
+    first_seen_at = r.first_seen_at,
+    last_seen_at = r.last_seen_at,
+    touched_version = r.touched_version,
+    updated_at = now()
+  FROM jsonb_to_recordset($1::jsonb) AS r (
+       id bigint, workspace_id bigint, page_views bigint, first_seen_at timestamptz,
+       last_seen_at timestamptz, touched_version text)
+ WHERE u.workspace_id = r.workspace_id AND u.id = r.id
+"""
+
+# New anonymous ids only; ids that already had an owner move with `merge`.
+_MAP_ANONYMOUS_IDS = """
+INSERT INTO anonymous_ids (workspace_id, anonymous_id, user_pk, version)
+SELECT * FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::text[])
+ON CONFLICT (workspace_id, anonymous_id) DO NOTHING
+"""
+
+# The newest call that named an anonymous id with its owner.
+_BUMP_ANONYMOUS_IDS = """
+UPDATE anonymous_ids a SET version = greatest(a.version, k.version)
+  FROM unnest($1::bigint[], $2::text[], $3::text[]) AS k (w, aid, version)
+ WHERE a.workspace_id = k.w AND a.anonymous_id = k.aid AND a.version < k.version
+"""
+
+# A merged-away user's rows move to the user it was merged into, then it is deleted.
+_MOVE_CHILDREN = [
+    """UPDATE events e SET user_pk = m.winner
+         FROM unnest($1::bigint[], $2::bigint[], $3::bigint[]) AS m (w, loser, winner)
+        WHERE e.workspace_id = m.w AND e.user_pk = m.loser""",
+    """UPDATE page_views p SET user_pk = m.winner
+         FROM unnest($1::bigint[], $2::bigint[], $3::bigint[]) AS m (w, loser, winner)
+        WHERE p.workspace_id = m.w AND p.user_pk = m.loser""",
+    """UPDATE anonymous_ids a SET user_pk = m.winner
+         FROM unnest($1::bigint[], $2::bigint[], $3::bigint[]) AS m (w, loser, winner)
+        WHERE a.workspace_id = m.w AND a.user_pk = m.loser""",
+    """INSERT INTO account_users (workspace_id, account_pk, user_pk, version, created_at)
+       SELECT au.workspace_id, au.account_pk, m.winner, au.version, au.created_at
+         FROM account_users au
+         JOIN unnest($1::bigint[], $2::bigint[], $3::bigint[]) AS m (w, loser, winner)
+           ON au.workspace_id = m.w AND au.user_pk = m.loser
+       ON CONFLICT (workspace_id, account_pk, user_pk) DO UPDATE SET
+              version = greatest(account_users.version, EXCLUDED.version),
+              created_at = least(account_users.created_at, EXCLUDED.created_at)""",
+    """INSERT INTO audience_memberships AS am
+              (workspace_id, user_pk, audience_key, member, computation_class,
+               computation_id, space_id, version, updated_at)
+       SELECT x.workspace_id, m.winner, x.audience_key, x.member, x.computation_class,
+              x.computation_id, x.space_id, x.version, x.updated_at
+         FROM audience_memberships x
+         JOIN unnest($1::bigint[], $2::bigint[], $3::bigint[]) AS m (w, loser, winner)
+           ON x.workspace_id = m.w AND x.user_pk = m.loser
+       ON CONFLICT (workspace_id, user_pk, audience_key) DO UPDATE SET
+              member = EXCLUDED.member, computation_class = EXCLUDED.computation_class,
+              computation_id = EXCLUDED.computation_id, space_id = EXCLUDED.space_id,
+              version = EXCLUDED.version, updated_at = EXCLUDED.updated_at
+        WHERE EXCLUDED.version > am.version""",
+]
+
+# What a delete at (time, messageId) leaves of a user that newer calls keep alive.
+_FORGET_BEFORE = [
+    """DELETE FROM events e
+         USING unnest($1::bigint[], $2::bigint[], $3::timestamptz[], $4::text[], $5::text[])
+               AS p (w, pk, t, mid, version)
+        WHERE e.workspace_id = p.w AND e.user_pk = p.pk
+          AND (e.occurred_at, e.message_id) < (p.t, p.mid)""",
+    """DELETE FROM page_views v
+         USING unnest($1::bigint[], $2::bigint[], $3::timestamptz[], $4::text[], $5::text[])
+               AS p (w, pk, t, mid, version)
+        WHERE v.workspace_id = p.w AND v.user_pk = p.pk
+          AND (v.occurred_at, v.message_id) < (p.t, p.mid)""",
+    """DELETE FROM account_users x
+         USING unnest($1::bigint[], $2::bigint[], $3::timestamptz[], $4::text[], $5::text[])
+               AS p (w, pk, t, mid, version)
+        WHERE x.workspace_id = p.w AND x.user_pk = p.pk AND x.version < p.version""",
+    """DELETE FROM audience_memberships x
+         USING unnest($1::bigint[], $2::bigint[], $3::timestamptz[], $4::text[], $5::text[])
+               AS p (w, pk, t, mid, version)
+        WHERE x.workspace_id = p.w AND x.user_pk = p.pk AND x.version < p.version""",
+    """DELETE FROM anonymous_ids x
+         USING unnest($1::bigint[], $2::bigint[], $3::timestamptz[], $4::text[], $5::text[])
+               AS p (w, pk, t, mid, version)
+        WHERE x.workspace_id = p.w AND x.user_pk = p.pk AND x.version < p.version""",
+    # Counters and seen times are what the remaining rows say.
+    """UPDATE users u SET
+              page_views = (SELECT count(*) FROM page_views v
+                             WHERE v.workspace_id = u.workspace_id AND v.user_pk = u.id),
+              first_seen_at = least(
+                  (SELECT min(occurred_at) FROM events e
+                    WHERE e.workspace_id = u.workspace_id AND e.user_pk = u.id),
+                  (SELECT min(occurred_at) FROM page_views v
+                    WHERE v.workspace_id = u.workspace_id AND v.user_pk = u.id)),
+              last_seen_at = greatest(
+                  (SELECT max(occurred_at) FROM events e
+                    WHERE e.workspace_id = u.workspace_id AND e.user_pk = u.id),
+                  (SELECT max(occurred_at) FROM page_views v
+                    WHERE v.workspace_id = u.workspace_id AND v.user_pk = u.id))
+         FROM unnest($1::bigint[], $2::bigint[], $3::timestamptz[], $4::text[], $5::text[])
+              AS p (w, pk, t, mid, version)
+        WHERE u.workspace_id = p.w AND u.id = p.pk""",
+]
+
+# A user and every row that hangs off it (there are no cascading keys: see 0002).
+_DELETE = [
+    *(
+        f"""DELETE FROM {table} x USING unnest($1::bigint[], $2::bigint[]) AS d (w, id)
+             WHERE x.workspace_id = d.w AND x.user_pk = d.id"""
+        for table in (
+            "events",
+            "page_views",
+            "account_users",
+            "audience_memberships",
+            "anonymous_ids",
+        )
+    ),
+    """DELETE FROM users u USING unnest($1::bigint[], $2::bigint[]) AS d (w, id)
+        WHERE u.workspace_id = d.w AND u.id = d.id""",
+]
+
+_UPSERT_AUDIENCES = """
+INSERT INTO audience_memberships AS am
+       (workspace_id, user_pk, audience_key, member, computation_class, computation_id,
+        space_id, version, updated_at)
+SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::boolean[], $5::text[],
+                     $6::text[], $7::text[], $8::text[], $9::timestamptz[])
+ON CONFLICT (workspace_id, user_pk, audience_key) DO UPDATE SET
+       member = EXCLUDED.member, computation_class = EXCLUDED.computation_class,
+       computation_id = EXCLUDED.computation_id, space_id = EXCLUDED.space_id,
+       version = EXCLUDED.version, updated_at = EXCLUDED.updated_at
+ WHERE EXCLUDED.version > am.version
+"""
+
+
+async def lock(
+    conn: Conn,
+    user_ids: Sequence[tuple[int, str]],
+    anonymous_ids: Sequence[tuple[int, str]],
+) -> list[User]:
+    """Lock the users named by (workspace, userId) or by (workspace, anonymous id)."""
+    rows = await conn.fetch(_LOCK_USERS, list(user_ids), list(anonymous_ids))
+    return [_user(r) for r in rows]
+
+
+async def anonymous_id_owners(
+    conn: Conn, anonymous_ids: Iterable[tuple[int, str]]
+) -> dict[tuple[int, str], int]:
+    ws, aids = columnar(anonymous_ids, 2)
+    rows = await conn.fetch(_ANONYMOUS_IDS, ws, aids)
+    return {(r["workspace_id"], r["anonymous_id"]): r["user_pk"] for r in rows}
+
+
+async def assign_ids(conn: Conn, users: Sequence[User]) -> None:
+    """Give new users their ids in one round trip, before anything refers to them."""
+    if users:
+        ids = await conn.fetch(_NEW_IDS, len(users))
+        for user, (pk,) in zip(users, ids, strict=True):
+            user.pk = pk
+
+
+async def save(conn: Conn, users: Sequence[User]) -> None:
+    """Write changed users: whole rows for new users and changed fields, counters and seen
+    times only for the rest."""
+    whole: list[User] = []
+    seen: list[User] = []
+    for user in users:
+        (whole if user.new or user.fields_changed else seen).append(user)
+    if seen:
+        await conn.execute(
+            _UPDATE_SEEN,
+            [
+                {
+                    "id": u.pk,
+                    "workspace_id": u.workspace_id,
+                    "page_views": u.page_views,
+                    "first_seen_at": u.first_seen_at,
+                    "last_seen_at": u.last_seen_at,
+                    "touched_version": u.touched,
+                }
+                for u in seen
+            ],
+        )
+    if not whole:
+        return
+    rows = [
+        {
+            **u.columns,
+            "id": u.pk,
+            "workspace_id": u.workspace_id,
+            "user_id": u.user_id,
+            "page_views": u.page_views,
+            "first_seen_at": u.first_seen_at,
+            "last_seen_at": u.last_seen_at,
+            "traits": u.traits,
+            "field_versions": u.versions,
+            "touched_version": u.touched,
+        }
+        for u in whole
+    ]
+    await conn.execute(_UPSERT, rows)
+
+
+async def map_new_anonymous_ids(conn: Conn, mappings: Sequence[tuple[int, str, User, str]]) -> bool:
+    """Give (workspace, anonymous id) their first owner at a version; False if another
+    worker got to one first."""
+    if not mappings:
+        return True
+    rows = [(ws, anonymous_id, pk(owner), version) for ws, anonymous_id, owner, version in mappings]
+    status = await conn.execute(_MAP_ANONYMOUS_IDS, *columnar(rows, 4))
+    return int(status.split()[-1]) == len(mappings)
+
+
+async def bump_anonymous_ids(conn: Conn, versions: Sequence[tuple[int, str, str]]) -> None:
+    """Record the newest call that named each (workspace, anonymous id) with its owner."""
+    if versions:
+        await conn.execute(_BUMP_ANONYMOUS_IDS, *columnar(versions, 3))
+
+
+async def forget_before(conn: Conn, cuts: Sequence[tuple[User, str]]) -> None:
+    """For each (user, delete version), remove what is older than the delete."""
+    if not cuts:
+        return
+    rows = [(u.workspace_id, pk(u), *split_version(version), version) for u, version in cuts]
+    columns = columnar(rows, 5)
+    for statement in _FORGET_BEFORE:
+        await conn.execute(statement, *columns)
+
+
+async def merge(conn: Conn, merges: Sequence[tuple[User, User]]) -> None:
+    """Move the rows of each (loser, winner) to the winner, then delete the loser."""
+    if not merges:
+        return
+    columns = columnar(((loser.workspace_id, pk(loser), pk(winner)) for loser, winner in merges), 3)
+    for statement in _MOVE_CHILDREN:
+        await conn.execute(statement, *columns)
+    await _delete(conn, columns[0], columns[1])
+
+
+async def delete(conn: Conn, users: Sequence[User]) -> None:
+    """Delete users; their anonymous ids, events, page views and memberships go with them."""
+    if users:
+        await _delete(conn, [u.workspace_id for u in users], [pk(u) for u in users])
+
+
+async def _delete(conn: Conn, workspace_ids: list[int], pks: list[int]) -> None:
+    for statement in _DELETE:
+        await conn.execute(statement, workspace_ids, pks)
+
+
+async def save_memberships(conn: Conn, memberships: Sequence[Membership]) -> None:
+    if not memberships:
+        return
+    await conn.execute(
+        _UPSERT_AUDIENCES,
+        [m.user.final().workspace_id for m in memberships],
+        [m.user.final().pk for m in memberships],
+        [m.audience_key for m in memberships],
+        [m.member for m in memberships],
+        [m.computation_class for m in memberships],
+        [m.computation_id for m in memberships],
+        [m.space_id for m in memberships],
+        [m.version for m in memberships],
+        [m.updated_at for m in memberships],
+    )
+
+
+def _user(row: asyncpg.Record) -> User:
+    return User(
+        workspace_id=row["workspace_id"],
+        pk=row["id"],
+        user_id=row["user_id"],
+        columns={c: row[c] for c in COLUMNS if row[c] is not None},
+        traits=row["traits"],
+        versions=row["field_versions"],
+        page_views=row["page_views"],
+        first_seen_at=row["first_seen_at"],
+        last_seen_at=row["last_seen_at"],
+        touched=row["touched_version"],
+    )

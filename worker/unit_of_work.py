@@ -1,0 +1,135 @@
+"""A batch of calls in one transaction: claim, load and lock, apply, flush.
+
+Claim records each messageId as applied and keeps only calls not applied before. Load
+reads and locks every row the batch touches (one statement per table); row locks are
+always taken in the same order, so batches running at the same time in other workers
+wait for each other instead of deadlocking. The pure rules (`worker.rules`) then apply
+the calls in memory, and flush writes what changed (one statement per table).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+from sextant.calls import AnyCall, Group, Identify, Track, identifier
+from sextant.db import Conn
+from sextant.errors import BatchConflict
+from worker.rules.batch import Batch, Changes, Loaded
+from worker.sql import accounts, definitions, events, ledger, users
+
+
+@dataclass
+class Outcome:
+    """What became of a batch's calls, for metrics and logs."""
+
+    calls: Counter[tuple[str, str]] = field(default_factory=Counter)  # (call type, outcome)
+    dropped_attributes: int = 0
+
+
+async def apply_calls(conn: Conn, calls: list[AnyCall]) -> Outcome:
+    """Apply `calls` exactly once each, in one transaction."""
+    outcome = Outcome()
+    async with conn.transaction():
+        fresh = await _claim(conn, calls, outcome)
+        fresh.sort(key=lambda c: c.version)
+        batch = Batch(await _load(conn, fresh))
+        for call in fresh:
+            outcome.calls[(call_type(call), batch.apply(call))] += 1
+        outcome.dropped_attributes = batch.attributes.not_converted
+        await _flush(conn, batch.changes())
+    return outcome
+
+
+def call_type(call: AnyCall) -> str:
+    return type(call).__name__.lower()
+
+
+async def _claim(conn: Conn, calls: list[AnyCall], outcome: Outcome) -> list[AnyCall]:
+    """The calls whose messageId was not applied before; a messageId twice in one batch is
+    applied once."""
+    fresh = await ledger.claim(conn, ((c.workspace_id, c.messageId) for c in calls))
+    todo: list[AnyCall] = []
+    for call in calls:
+        key = (call.workspace_id, call.messageId)
+        if key in fresh:
+            fresh.discard(key)
+            todo.append(call)
+        else:
+            outcome.calls[(call_type(call), "duplicate")] += 1
+    return todo
+
+
+async def _load(conn: Conn, calls: list[AnyCall]) -> Loaded:
+    identity_keys = {k for c in calls for k in c.identities}
+    tombstones, blocked = await ledger.identity_facts(conn, identity_keys)
+    # An anonymous id of a deleted user leads back to that userId (`rules.identity`).
+    owners = {
+        (ws, "user_id", t.user_id)
+        for (ws, id_field, _), t in tombstones.items()
+        if id_field == "anonymous_id" and t.user_id
+    } - identity_keys
+    if owners:
+        more_tombstones, more_blocked = await ledger.identity_facts(conn, owners)
+        tombstones |= more_tombstones
+        blocked |= more_blocked
+        identity_keys |= owners
+    user_ids = sorted((w, i) for w, id_field, i in identity_keys if id_field == "user_id")
+    anonymous_ids = sorted((w, i) for w, id_field, i in identity_keys if id_field == "anonymous_id")
+    loaded = Loaded(
+        definitions=await definitions.load(conn, _scopes(calls)),
+        tombstones=tombstones,
+        blocked=blocked,
+        blocking_connectors=await ledger.blocking_connectors(
+            conn, {c.sextant.connector_id for c in calls if type(c) is Identify}
+        ),
+    )
+    # Lock order: users, then accounts, each by (workspace, id).
+    locked = {u.pk: u for u in await users.lock(conn, user_ids, anonymous_ids)}
+    loaded.users = list(locked.values())
+    for key, pk in (await users.anonymous_id_owners(conn, anonymous_ids)).items():
+        if pk not in locked:  # mapped by another worker after we locked
+            raise BatchConflict("an anonymous id changed owner during the batch")
+        loaded.anonymous_owners[key] = locked[pk]
+    group_ids = sorted(
+        {(c.workspace_id, str(identifier(c.groupId))) for c in calls if type(c) is Group}
+    )
+    for account in await accounts.lock(conn, group_ids):
+        loaded.accounts[(account.workspace_id, account.group_id)] = account
+    return loaded
+
+
+def _scopes(calls: list[AnyCall]) -> set[tuple[int, str, str]]:
+    """The attribute definitions the batch may need: (workspace, entity, event name)."""
+    scopes: set[tuple[int, str, str]] = set()
+    for call in calls:
+        if type(call) is Identify:  # not `match`: class patterns take the slow isinstance path
+            scopes.add((call.workspace_id, "user", ""))
+        elif type(call) is Track:
+            scopes.add((call.workspace_id, "user", ""))  # audience traits live on the user
+            scopes.add((call.workspace_id, "event", call.event))
+        elif type(call) is Group:
+            scopes.add((call.workspace_id, "account", ""))
+    return scopes
+
+
+async def _flush(conn: Conn, changes: Changes) -> None:
+    await users.assign_ids(conn, changes.new_users)
+    await users.save(conn, changes.users)
+    if not await users.map_new_anonymous_ids(conn, changes.anonymous_first_owners):
+        raise BatchConflict("another worker gave an anonymous id its first owner")
+    await users.merge(conn, changes.merges)
+    await users.bump_anonymous_ids(conn, changes.anonymous_bumps)
+    await accounts.delete(conn, changes.unused_accounts)
+    await accounts.save(conn, changes.accounts)
+    await accounts.add_members(conn, changes.members)
+    await events.insert_events(conn, changes.events)
+    await events.insert_page_views(conn, changes.page_views)
+    await events.save_definitions(conn, changes.event_seen)
+    await definitions.add(conn, changes.new_definitions)
+    await users.save_memberships(conn, changes.memberships)
+    await ledger.tombstone_anonymous_ids(conn, changes.gone, changes.cuts)
+    await ledger.save_tombstones(conn, changes.tombstones)
+    await users.forget_before(conn, changes.cuts)
+    await users.delete(conn, [u for u, _ in changes.gone])
+    await ledger.save_blocks(conn, changes.block, changes.unblock)
