@@ -9,8 +9,8 @@ STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 DEVENV := [ -n "$$DATABASE_URL" ] || [ ! -f .sextant/dev.env ] || . ./.sextant/dev.env;
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test test-fast lint format migrate key keys revoke clean bench \
-        status lag dlq dlq-replay replay topics partitions workspace-restore \
+.PHONY: help install run test test-fast lint format migrate key keys revoke clean bench fuzz fuzz-door \
+        status lag dlq dlq-replay replay topics partitions workspace-restore warnings \
         image compose-up compose-down
 
 help: ## list the targets
@@ -62,6 +62,12 @@ status: $(STAMP) ## can Sextant reach Postgres and Kafka? (exit 1 if not)
 lag: $(STAMP) ## the workers' consumer-group lag per partition
 	@$(DEVENV) $(BIN)/sextant lag
 
+# make warnings WORKSPACE=acme [KIND=field_dropped] [SINCE=2026-05-01T00:00Z]
+warnings: $(STAMP) ## a workspace's ingestion warnings, newest first: make warnings WORKSPACE=acme
+	@test -n "$(WORKSPACE)" || { echo "usage: make warnings WORKSPACE=name [KIND=kind] [SINCE=ISO]"; exit 2; }
+	@$(DEVENV) $(BIN)/sextant warnings --workspace '$(WORKSPACE)' $(if $(KIND),--kind '$(KIND)') \
+	  $(if $(SINCE),--since '$(SINCE)')
+
 dlq: $(STAMP) ## list dead-lettered messages with workspace and reason
 	@$(DEVENV) $(BIN)/sextant dlq list
 
@@ -102,6 +108,17 @@ compose-down: ## stop the compose stack and delete its volumes
 
 clean: ## remove .venv and caches
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis .sextant
+
+FUZZ_STAMP := $(VENV)/.fuzz-$(shell cksum pyproject.toml | cut -d' ' -f1)
+$(FUZZ_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[dev,fuzz]'
+	@rm -f $(VENV)/.fuzz-*; touch $@
+
+fuzz: $(FUZZ_STAMP) ## schemathesis against a running receiver for FUZZ_SECONDS (default 300)
+	$(BIN)/python -m bench.fuzz
+
+fuzz-door: $(STAMP) ## the door's end-to-end property test, longer: FUZZ_EXAMPLES (default 5000)
+	FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-5000} $(BIN)/pytest tests/worker/test_door_fuzz.py -p no:cacheprovider -s -o timeout=0
 
 bench: $(STAMP) ## throughput, lag and memory in one run (about 11 minutes; BENCH_SOAK_SECONDS=300)
 	@command -v wrk >/dev/null || { command -v apt-get >/dev/null && (apt-get install -y -qq wrk >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq wrk)); }

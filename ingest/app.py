@@ -16,6 +16,7 @@ import structlog
 from aiohttp import web
 
 from ingest.auth import check_origin, check_signature, key_from_headers
+from ingest.framing import answer_unparsed_requests_in_json
 from ingest.intake import BodyShape, Intake, decompress, parse_body, prepare
 from ingest.keys import Credential, KeyStore
 from ingest.metrics import IngestMetrics
@@ -228,8 +229,9 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         response = await handler(request)
     except RequestRejected as e:
         response = _refusal(request, e)
-    except web.HTTPException as e:
-        response = _reply(e.status, {"message": e.reason})
+    except web.HTTPException as e:  # unknown route, wrong method: keep its Allow header
+        allow = {"Allow": e.headers["Allow"]} if "Allow" in e.headers else None
+        response = _reply(e.status, {"success": False, "message": e.reason}, allow)
     except Exception:
         log.exception("request_failed")
         response = _reply(500, {"message": "internal error"})
@@ -287,6 +289,7 @@ async def running(settings: Settings, host: str, port: int) -> AsyncIterator[web
     """
     runner = web.AppRunner(create_app(settings), auto_decompress=False, access_log=None)
     await runner.setup()
+    answer_unparsed_requests_in_json(runner)
     try:
         await web.TCPSite(runner, host, port, reuse_address=True).start()
         yield runner

@@ -1,4 +1,5 @@
-"""Turn a request body into Kafka records: parse, validate, honour integrations, stamp.
+"""Turn a request body into Kafka records: split it into messages, let each through the
+door (`ingest.door`) or refuse it by its index, honour `integrations`, and stamp.
 
 Pure functions: no HTTP, no Kafka, no clock of their own, so they are tested fast.
 """
@@ -6,33 +7,21 @@ Pure functions: no HTTP, no Kafka, no clock of their own, so they are tested fas
 from __future__ import annotations
 
 import enum
-import hashlib
-import uuid
 import zlib
 from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
-from msgspec import UNSET
 
-from ingest.wire import (
-    MAX_BATCH_MESSAGES,
-    MAX_MESSAGE_BYTES,
-    MAX_REQUEST_BYTES,
-    BatchBody,
-    BatchHeads,
-    KeyOnly,
-    MessageHead,
-)
-from sextant.calls import CALL_TYPES, STAMP_FIELD, Stamp, identifier
+from ingest import scan
+from ingest.door import Admitted, Mends, admit, decode_object
+from ingest.wire import MAX_BATCH_MESSAGES, MAX_REQUEST_BYTES, BatchBody, KeyOnly
+from sextant.calls import CALL_DECODER, MAX_DEPTH, STAMP_FIELD, IngestionWarning, Stamp
 from sextant.errors import InvalidRequest, RequestRejected, TooLarge, UnsupportedType
 
 _batch_decoder = msgspec.json.Decoder(BatchBody)
-_batch_heads_decoder = msgspec.json.Decoder(BatchHeads)
 _single_decoder = msgspec.json.Decoder(KeyOnly)
 _partner_decoder = msgspec.json.Decoder(list[msgspec.Raw] | KeyOnly)
-_head_decoder = msgspec.json.Decoder(MessageHead)
-_dict_decoder = msgspec.json.Decoder(dict[str, Any])
 _encoder = msgspec.json.Encoder()
 
 
@@ -44,13 +33,12 @@ class BodyShape(enum.Enum):
 
 @dataclass(frozen=True, slots=True)
 class ParsedBody:
-    messages: list[msgspec.Raw]
+    messages: list[bytes]
     write_key: str | None = None
     context: dict[str, Any] | None = None
     integrations: dict[str, Any] | None = None
-    # Every message's head, decoded in one pass when all of them decode; else None, and
-    # each message is decoded on its own so a bad one is rejected by its index.
-    heads: list[MessageHead] | None = None
+    # What mending a batch's own context and integrations took; it applies to every message.
+    warnings: list[IngestionWarning] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -58,7 +46,7 @@ class Intake:
     """What to produce, and what to tell the client about the rest."""
 
     records: list[tuple[bytes, bytes]] = field(default_factory=list)  # (key, value)
-    types: list[str] = field(default_factory=list)  # type of each record, for metrics
+    types: list[str] = field(default_factory=list)  # call type of each record, for metrics
     skipped: int = 0
     rejected: list[tuple[int, str]] = field(default_factory=list)
 
@@ -97,25 +85,14 @@ def parse_body(body: bytes, shape: BodyShape) -> ParsedBody:
     try:
         match shape:
             case BodyShape.BATCH:
-                batch = _batch_decoder.decode(body)
-                parsed = ParsedBody(
-                    batch.batch,
-                    batch.writeKey,
-                    batch.context,
-                    batch.integrations,
-                    _heads_at_once(body),
-                )
+                parsed = _batch(body)
             case BodyShape.SINGLE:
-                parsed = ParsedBody([msgspec.Raw(body)], _single_decoder.decode(body).writeKey)
+                parsed = ParsedBody([body], _write_key(body))
             case BodyShape.PARTNER:
-                top = _partner_decoder.decode(body)
-                if isinstance(top, list):
-                    parsed = ParsedBody(top)
-                else:
-                    parsed = ParsedBody([msgspec.Raw(body)], top.writeKey)
+                parsed = _partner(body)
     except msgspec.ValidationError as e:
         raise InvalidRequest(f"body is not a valid {_described(shape)}: {e}") from e
-    except msgspec.DecodeError as e:
+    except (msgspec.DecodeError, UnicodeDecodeError) as e:
         raise InvalidRequest(f"body is not JSON: {e}") from e
     if len(parsed.messages) > MAX_BATCH_MESSAGES:
         raise TooLarge(
@@ -124,12 +101,56 @@ def parse_body(body: bytes, shape: BodyShape) -> ParsedBody:
     return parsed
 
 
-def _heads_at_once(body: bytes) -> list[MessageHead] | None:
-    """One decoder pass over a batch costs less than one per message."""
+def _write_key(message: bytes) -> str | None:
+    """A single message's `writeKey`; the door says what else is wrong with the message."""
+    if scan.nests_deeper_than(message, MAX_DEPTH):
+        raise InvalidRequest(f"message is nested deeper than {MAX_DEPTH} levels")
+    return _single_decoder.decode(message).writeKey
+
+
+def _batch(body: bytes) -> ParsedBody:
     try:
-        return _batch_heads_decoder.decode(body).batch
-    except msgspec.DecodeError:  # ValidationError included: some message is bad
+        batch = _batch_decoder.decode(body)
+    except RecursionError:  # some message nests past what msgspec can skip
+        batch = _batch_by_scanning(body)
+    mends = Mends()
+    context = _batch_object(batch.context, mends, "context")
+    integrations = _batch_object(batch.integrations, mends, "integrations")
+    messages = [bytes(m) for m in batch.batch]
+    return ParsedBody(messages, batch.writeKey, context, integrations, mends.warnings)
+
+
+def _batch_by_scanning(body: bytes) -> BatchBody:
+    """The batch body read by the scanner, for a body too deep for the decoder."""
+    members = {key: value for key, value in scan.parts(body) if key is not None}
+    if b'"batch"' not in members:
+        raise InvalidRequest('body is not a valid batch object ({"batch": [...]})')
+    key = members.get(b'"writeKey"')
+    return BatchBody(
+        [msgspec.Raw(m) for _, m in scan.parts(members[b'"batch"'])],
+        msgspec.Raw(members.get(b'"context"', b"null")),
+        msgspec.Raw(members.get(b'"integrations"', b"null")),
+        _write_key(b'{"writeKey":' + key + b"}") if key is not None else None,
+    )
+
+
+def _batch_object(raw: msgspec.Raw, mends: Mends, name: str) -> dict[str, Any] | None:
+    """A batch's own `context` or `integrations`: an object, or absent as null or []."""
+    if bytes(raw).strip() in (b"null", b"[]"):
         return None
+    return decode_object(bytes(raw), mends, f"batch {name}", root=name)
+
+
+def _partner(body: bytes) -> ParsedBody:
+    try:
+        top = _partner_decoder.decode(body)
+    except RecursionError:  # some message nests past what msgspec can skip
+        if body[:1] != b"[":
+            raise InvalidRequest(f"message is nested deeper than {MAX_DEPTH} levels") from None
+        return ParsedBody([m for _, m in scan.parts(body)])
+    if isinstance(top, list):
+        return ParsedBody([bytes(m) for m in top])
+    return ParsedBody([body], top.writeKey)
 
 
 def _described(shape: BodyShape) -> str:
@@ -148,45 +169,48 @@ def prepare(
     destination: str,
     received_at: str,
 ) -> Intake:
-    """Validate each message and build its Kafka record; invalid ones are rejected by index."""
+    """Judge each message and build its Kafka record; refused ones are listed by index."""
     intake = Intake()
     refusals: set[type[RequestRejected]] = set()
-    merge = parsed.context is not None or parsed.integrations is not None
-    stamp_bytes = _encoder.encode(stamp)
-    # Most messages need only the same two stamps: build their prefix once per request.
-    common_prefix = b"".join(
-        (b'{"receivedAt":', _encoder.encode(received_at), _STAMP_KEY, stamp_bytes, b",")
-    )
     workspace = f"{stamp.workspace_id}:"
-    heads = parsed.heads
     for index, raw in enumerate(parsed.messages):
         try:
-            head = _head(raw, None if heads is None else heads[index])
-            call_type = _check(head, default_type)
+            admitted = admit(
+                raw,
+                default_type=default_type,
+                batch_context=parsed.context,
+                batch_integrations=parsed.integrations,
+            )
+            if not is_enabled(admitted.message.get("integrations"), destination):
+                intake.skipped += 1
+                continue
+            value = _record(admitted, stamp, parsed.warnings, received_at)
         except (InvalidRequest, TooLarge, UnsupportedType) as e:
             refusals.add(type(e))
             intake.rejected.append((index, e.message))
             continue
-        integrations = _merged(parsed.integrations, head.integrations)
-        if integrations and not is_enabled(integrations, destination):
-            intake.skipped += 1
-            continue
-        identity = identifier(head.userId) or identifier(head.anonymousId)
-        key = (workspace + identity).encode()  # type: ignore[operator]  # _check: not None
-        if merge or not _spliceable(head, call_type):
-            value = _restamp(raw, head, call_type, parsed, stamp, received_at)
-        elif head.type == call_type and head.message_id is not None:
-            value = b"".join((common_prefix, memoryview(raw)[1:]))
-        else:
-            value = _splice(raw, head, call_type, stamp_bytes, received_at)
-        intake.records.append((key, value))
-        intake.types.append(call_type)
+        intake.records.append(((workspace + admitted.identity).encode(), value))
+        intake.types.append(admitted.call_type)
     if not intake.records and not intake.skipped and intake.rejected:
         raise _refusal(refusals, intake.rejected)
     return intake
 
 
-_STAMP_KEY = f',"{STAMP_FIELD}":'.encode()
+def _record(
+    admitted: Admitted, stamp: Stamp, batch_warnings: list[IngestionWarning], received_at: str
+) -> bytes:
+    """The Kafka value: the canonical message with the receiver's stamps, checked with the
+    worker's own decoder, so that what is accepted here is what a worker can apply."""
+    message = admitted.message
+    message["receivedAt"] = received_at
+    warnings = batch_warnings + admitted.warnings
+    message[STAMP_FIELD] = msgspec.structs.replace(stamp, warnings=warnings) if warnings else stamp
+    try:
+        value = _encoder.encode(message)
+        CALL_DECODER.decode(value)
+    except (msgspec.DecodeError, UnicodeEncodeError) as e:
+        raise InvalidRequest(f"message cannot be applied: {e}") from e
+    return value
 
 
 def _refusal(
@@ -202,41 +226,6 @@ def _refusal(
     return InvalidRequest(reason, rejected)
 
 
-def _head(raw: msgspec.Raw, decoded: MessageHead | None) -> MessageHead:
-    """The message's head, decoded here unless the whole batch's already was."""
-    if len(raw) > MAX_MESSAGE_BYTES:
-        raise TooLarge(f"message is over {MAX_MESSAGE_BYTES // 1024} KB")
-    if decoded is not None:
-        return decoded
-    try:
-        return _head_decoder.decode(raw)
-    except msgspec.ValidationError as e:
-        raise InvalidRequest(f"invalid message: {e}") from e
-    except msgspec.DecodeError as e:
-        raise InvalidRequest(f"message is not JSON: {e}") from e
-
-
-def _check(head: MessageHead, default_type: str | None) -> str:
-    """The message's type, once its required fields are known to be there."""
-    call_type = head.declared_type or default_type
-    if call_type is None:
-        raise InvalidRequest("message has no type")
-    if call_type not in CALL_TYPES:
-        raise UnsupportedType(f"type {call_type!r} is not supported")
-    user_id, anonymous_id = identifier(head.userId), identifier(head.anonymousId)
-    if not user_id and not anonymous_id:
-        raise InvalidRequest("message has neither userId nor anonymousId")
-    if call_type == "track" and not head.event:
-        raise InvalidRequest("track has no event")
-    if call_type == "group" and not identifier(head.groupId):
-        raise InvalidRequest("group has no groupId")
-    if call_type == "alias" and not (identifier(head.previousId) and user_id):
-        raise InvalidRequest("alias needs previousId and userId")
-    if call_type == "delete" and not user_id:
-        raise InvalidRequest("delete has no userId")
-    return call_type
-
-
 def is_enabled(integrations: dict[str, Any] | None, destination: str) -> bool:
     """Segment's rule: `All: false` turns every destination off unless named; `Name: false` off."""
     if not integrations:
@@ -247,65 +236,3 @@ def is_enabled(integrations: dict[str, Any] | None, destination: str) -> bool:
     if integrations.get("All") is False:
         return own is not None
     return True
-
-
-def _merged(outer: dict[str, Any] | None, inner: dict[str, Any] | None) -> dict[str, Any] | None:
-    if outer is None:
-        return inner
-    return {**outer, **(inner or {})}
-
-
-def content_message_id(raw: bytes) -> str:
-    """A retried body gets the same id, so the worker applies it once."""
-    return str(uuid.UUID(bytes=hashlib.sha256(raw).digest()[:16]))
-
-
-def _stamps(head: MessageHead, call_type: str, raw: bytes, received_at: str) -> dict[str, str]:
-    stamps = {"receivedAt": received_at}
-    if head.type != call_type:
-        stamps["type"] = call_type
-    if head.message_id is None:
-        stamps["messageId"] = content_message_id(raw)
-    return stamps
-
-
-def _spliceable(head: MessageHead, call_type: str) -> bool:
-    """Stamps may be spliced in only when the message holds none of their keys, not even as
-    null: a spliced stamp next to the client's own key is a duplicate, and decoders keep the
-    last one, which would be the client's."""
-    return (
-        head.receivedAt is UNSET
-        and head.writeKey is UNSET
-        and head.sextant is UNSET
-        and (head.type is UNSET or head.type == call_type)
-        and (head.messageId is UNSET or head.message_id is not None)
-    )
-
-
-def _splice(
-    raw: msgspec.Raw, head: MessageHead, call_type: str, stamp: bytes, received_at: str
-) -> bytes:
-    """Add the stamps in front of the message's own fields, without re-encoding it."""
-    data = bytes(raw)
-    prefix = _encoder.encode(_stamps(head, call_type, data, received_at))
-    return b"".join((prefix[:-1], _STAMP_KEY, stamp, b",", data[1:]))
-
-
-def _restamp(
-    raw: msgspec.Raw,
-    head: MessageHead,
-    call_type: str,
-    parsed: ParsedBody,
-    stamp: Stamp,
-    received_at: str,
-) -> bytes:
-    """The slow path: merge batch-level fields and overwrite anything the client must not set."""
-    message = _dict_decoder.decode(raw)
-    for name, outer in (("context", parsed.context), ("integrations", parsed.integrations)):
-        if outer is not None:
-            inner = message.get(name)
-            message[name] = {**outer, **inner} if isinstance(inner, dict) else outer
-    message.pop("writeKey", None)
-    message.update(_stamps(head, call_type, bytes(raw), received_at))
-    message[STAMP_FIELD] = stamp
-    return _encoder.encode(message)

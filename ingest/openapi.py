@@ -5,7 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from ingest.wire import MAX_BATCH_MESSAGES, MAX_MESSAGE_BYTES, MAX_REQUEST_BYTES
-from sextant.calls import CALL_TYPES
+from sextant.calls import (
+    CALL_TYPES,
+    MAX_ATTRIBUTE_NAME_LENGTH,
+    MAX_DEPTH,
+    MAX_ID_LENGTH,
+    MAX_MESSAGE_ID_LENGTH,
+)
 
 
 def _error(description: str) -> dict[str, Any]:
@@ -23,7 +29,17 @@ _RESPONSES: dict[str, Any] = {
     "400": _error("Not JSON, not a message or batch, or every message invalid."),
     "401": _error("No API key, or an unknown one."),
     "403": _error("A revoked key, an untrusted Origin or a bad X-Signature."),
-    "413": _error("Over the size or count limits."),
+    "405": {
+        **_error("A method the route does not take."),
+        "headers": {
+            "Allow": {"schema": {"type": "string"}, "description": "The methods it takes."}
+        },
+    },
+    "413": _error(
+        f"Over the size or count limits: {MAX_MESSAGE_BYTES // 1024} KB a message, "
+        f"{MAX_REQUEST_BYTES // 1024} KB a request after decompression, "
+        f"{MAX_BATCH_MESSAGES} messages a batch."
+    ),
     "501": _error("A message type Sextant does not support."),
     "503": {
         **_error("The broker did not acknowledge in time: nothing was accepted; retry."),
@@ -74,9 +90,51 @@ def _probe(summary: str) -> dict[str, Any]:
     }
 
 
+_TYPES = sorted(CALL_TYPES)
+_NAMES = {t: f"{t.capitalize()}Message" for t in _TYPES}
+_ID = {"type": ["string", "number", "boolean"], "maxLength": MAX_ID_LENGTH}
+_IDENTITIES = {"anyOf": [{"required": ["userId"]}, {"required": ["anonymousId"]}]}
+_REQUIRED = {
+    "track": {"required": ["event"]},
+    "group": {"required": ["groupId"]},
+    "alias": {"required": ["previousId", "userId"]},
+    "delete": {"required": ["userId"]},
+}
+
+
+def _message_schema(call_type: str) -> dict[str, Any]:
+    """One type's message: what it must hold, and the fields the receiver reads."""
+    attributes = {"type": "object", "propertyNames": {"maxLength": MAX_ATTRIBUTE_NAME_LENGTH}}
+    return {
+        "type": "object",
+        "maxProperties": 1000,
+        "description": f"A {call_type} call, nested no deeper than {MAX_DEPTH} levels.",
+        "properties": {
+            "type": {"const": call_type},
+            "userId": _ID,
+            "anonymousId": _ID,
+            "messageId": {"type": "string", "maxLength": MAX_MESSAGE_ID_LENGTH},
+            "timestamp": {"type": "string", "format": "date-time"},
+            "originalTimestamp": {"type": "string"},
+            "sentAt": {"type": "string", "format": "date-time"},
+            "event": {"type": "string", "minLength": 1, "maxLength": MAX_ID_LENGTH},
+            "groupId": _ID,
+            "previousId": _ID,
+            "name": {"type": "string"},
+            "category": {"type": "string"},
+            "traits": attributes,
+            "properties": attributes,
+            "context": {"type": "object"},
+            "integrations": {"type": "object"},
+            "writeKey": {"type": "string"},
+        },
+        "allOf": [_IDENTITIES, *([_REQUIRED[call_type]] if call_type in _REQUIRED else [])],
+    }
+
+
 def openapi_document() -> dict[str, Any]:
     paths: dict[str, Any] = {
-        f"/v1/{t}": _post(f"One {t} call; `type` defaults to {t!r}.", "Message")
+        f"/v1/{t}": _post(f"One {t} call; `type` defaults to {t!r}.", _NAMES[t])
         for t in ("identify", "track", "page", "screen", "group", "alias")
     }
     paths["/v1/batch"] = _post("Up to 2,500 calls of any type.", "Batch")
@@ -107,30 +165,23 @@ def openapi_document() -> dict[str, Any]:
             },
             "schemas": {
                 "Message": {
-                    "type": "object",
-                    "properties": {
-                        "type": {"type": "string", "enum": sorted(CALL_TYPES)},
-                        "userId": {"type": ["string", "integer"]},
-                        "anonymousId": {"type": ["string", "integer"]},
-                        "messageId": {"type": "string"},
-                        "timestamp": {"type": "string", "format": "date-time"},
-                        "event": {"type": "string"},
-                        "groupId": {"type": ["string", "integer"]},
-                        "previousId": {"type": ["string", "integer"]},
-                        "traits": {"type": "object"},
-                        "properties": {"type": "object"},
-                        "context": {"type": "object"},
-                        "integrations": {"type": "object"},
-                        "writeKey": {"type": "string"},
-                    },
+                    "description": (
+                        "One Segment call. Required per type: an identity (userId or "
+                        "anonymousId) always; `event` for track; `groupId` for group; "
+                        "`previousId` and `userId` for alias; `userId` for delete. Fields of "
+                        "the wrong type are left out or made text, and recorded as ingestion "
+                        "warnings; unknown fields are kept."
+                    ),
+                    "oneOf": [{"$ref": f"#/components/schemas/{_NAMES[t]}"} for t in _TYPES],
                 },
+                **{_NAMES[t]: _message_schema(t) for t in _TYPES},
                 "Batch": {
                     "type": "object",
                     "required": ["batch"],
                     "properties": {
                         "batch": {
                             "type": "array",
-                            "items": {"$ref": "#/components/schemas/Message"},
+                            "items": {"$ref": "#/components/schemas/TypedMessage"},
                             "maxItems": MAX_BATCH_MESSAGES,
                         },
                         "context": {"type": "object"},
@@ -138,10 +189,14 @@ def openapi_document() -> dict[str, Any]:
                         "writeKey": {"type": "string"},
                     },
                 },
+                "TypedMessage": {
+                    "description": "A message of a batch or delivery, which names its type.",
+                    "allOf": [{"$ref": "#/components/schemas/Message"}, {"required": ["type"]}],
+                },
                 "Delivery": {
                     "oneOf": [
-                        {"$ref": "#/components/schemas/Message"},
-                        {"type": "array", "items": {"$ref": "#/components/schemas/Message"}},
+                        {"$ref": "#/components/schemas/TypedMessage"},
+                        {"type": "array", "items": {"$ref": "#/components/schemas/TypedMessage"}},
                     ]
                 },
                 "Accepted": {

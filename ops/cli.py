@@ -129,6 +129,13 @@ def _parser() -> argparse.ArgumentParser:
     dlq_list.add_argument("--json", action="store_true")
     command("replay", _dlq_replay, "put dead letters not yet replayed back on the topic", dlq)
 
+    warnings = command("warnings", _warnings, "ingestion warnings of a workspace, newest first")
+    warnings.add_argument("--workspace", required=True)
+    warnings.add_argument("--kind", help="only this kind (field_dropped, merge_refused, ...)")
+    warnings.add_argument("--since", type=_instant, metavar="ISO_TIME", help="only from then on")
+    warnings.add_argument("--limit", type=int, default=100)
+    warnings.add_argument("--json", action="store_true", help="one JSON object per line")
+
     lag = command("lag", _lag, "the workers' consumer-group lag per partition")
     lag.add_argument("--json", action="store_true")
     _replay_arguments(command("replay", _replay, "re-produce a range of the topic (backfill)"))
@@ -277,6 +284,30 @@ def _attribute_define(settings: Settings, args: argparse.Namespace) -> int:
     )
     scope = f"event {args.event!r}" if args.event else args.entity
     print(f"{scope} attribute {args.name!r} is now {args.type}")
+    return 0
+
+
+def _warnings(settings: Settings, args: argparse.Namespace) -> int:
+    from ops.warnings import list_warnings
+
+    found, only_counted = _in_database(
+        settings, lambda c: list_warnings(c, args.workspace, args.kind, args.since, args.limit)
+    )
+    if args.json:
+        for w in found:
+            print(msgspec.json.encode(w).decode())
+        return 0
+    if not found:
+        print(f"no ingestion warnings for workspace {args.workspace!r}")
+    for w in found:
+        who = w.user_id or (f"anonymous {w.anonymous_id}" if w.anonymous_id else "-")
+        detail = msgspec.json.encode(w.detail).decode()
+        print(
+            f"{w.created_at.isoformat(timespec='seconds')}  {w.kind:<24} "
+            f"{w.message_id or '-'}  {who}  {detail}"
+        )
+    if only_counted:
+        print(f"(and {only_counted} more, counted but not kept: at most 100 a minute per kind)")
     return 0
 
 

@@ -1,15 +1,17 @@
-"""The one model of a Segment call, shared by both processes: the receiver writes it to
-Kafka, the worker decodes it with one tagged-union Decoder.
+"""The one model of a Segment call, shared by both processes.
 
-The receiver has already checked identity, required fields and timestamps and added
-its stamps, so anything that fails to decode here is a poison message for the DLQ.
+The receiver (`ingest.door`) turns each message it accepts into this model's canonical
+form and checks it against this model before it answers; the worker decodes the same
+bytes with the same model. The model carries the limits that keep a call applicable
+(identifier lengths, attribute name lengths), so a record that did not pass the
+receiver's door cannot slip past the worker's decoder either: it goes to the DLQ.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any, Final, Generic, TypeVar, overload
+from typing import Annotated, Any, Final, Generic, TypeVar, overload
 
 import msgspec
 
@@ -18,15 +20,37 @@ CALL_TYPES: Final = frozenset({"identify", "track", "page", "screen", "group", "
 # Stamped into every message by the receiver; the worker trusts only these, never the client's.
 STAMP_FIELD: Final = "sextant"
 
+# The limits of an applicable call. Identifiers and names are kept in unique indexes,
+# whose rows must stay under Postgres's 2,704 bytes (4 bytes a character at the most).
+MAX_DEPTH: Final = 32  # the message object is level 1
+MAX_ID_LENGTH: Final = 500  # userId, anonymousId, previousId, groupId, event
+MAX_MESSAGE_ID_LENGTH: Final = 250
+MAX_ATTRIBUTE_NAME_LENGTH: Final = 255  # trait and property keys
+
+Id = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_ID_LENGTH)]
+MessageId = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_MESSAGE_ID_LENGTH)]
+AttributeName = Annotated[str, msgspec.Meta(max_length=MAX_ATTRIBUTE_NAME_LENGTH)]
+Attributes = dict[AttributeName, Any]
+
 # (workspace, "user_id" or "anonymous_id", the id)
 IdentityKey = tuple[int, str, str]
 
 
-class Stamp(msgspec.Struct, frozen=True, rename="camel"):
-    """Who the message belongs to, as authenticated by the receiver."""
+class IngestionWarning(msgspec.Struct, frozen=True):
+    """Something dropped or changed in a call that was still applied: `kind` names the rule
+    (field_dropped, field_coerced, timestamp_unparsable, ...), `detail` says what and why."""
+
+    kind: str
+    detail: dict[str, Any]
+
+
+class Stamp(msgspec.Struct, frozen=True, rename="camel", omit_defaults=True):
+    """Who the message belongs to, as authenticated by the receiver, and what the receiver
+    mended in it."""
 
     workspace_id: int
     connector_id: int
+    warnings: list[IngestionWarning] = msgspec.field(default_factory=list)
 
 
 def identifier(value: str | int | None) -> str | None:
@@ -64,14 +88,14 @@ class Personas(msgspec.Struct, frozen=True):
     """`context.personas`, set by Segment Engage on audience and computed-trait calls."""
 
     computation_class: str | None = None
-    computation_key: str | None = None
+    computation_key: AttributeName | None = None
     computation_id: str | None = None
     space_id: str | None = None
 
 
 class Context(msgspec.Struct, frozen=True):
     """Typed loosely: libraries disagree on shapes here, and an odd shape is no reason to
-    dead-letter a call. The mapping in `worker.traits` uses what has the expected shape."""
+    dead-letter a call. `worker.rules.mapping` uses what has the expected shape."""
 
     userAgent: Any = None
     ip: Any = None
@@ -84,17 +108,18 @@ class Context(msgspec.Struct, frozen=True):
     personas: Personas | None = None
 
 
-class Call(msgspec.Struct, frozen=True, tag_field="type", dict=True):
+class Call(msgspec.Struct, frozen=True, tag_field="type", dict=True, kw_only=True):
     """What every call has: identity, time, context, and the receiver's stamps.
 
     (`dict=True` lets the derived values below be computed once per call.)
     """
 
-    messageId: str
+    messageId: MessageId
     receivedAt: datetime
     sextant: Stamp
-    userId: str | int | None = None
-    anonymousId: str | int | None = None
+    # The receiver writes identifiers as text; numbers are read too, as older records hold.
+    userId: Id | int | None = None
+    anonymousId: Id | int | None = None
     timestamp: datetime | None = None
     originalTimestamp: datetime | None = None
     context: Context | None = None
@@ -136,18 +161,18 @@ class Call(msgspec.Struct, frozen=True, tag_field="type", dict=True):
 
 
 class Identify(Call, frozen=True, tag="identify"):
-    traits: dict[str, Any] | None = None
+    traits: Attributes | None = None
 
 
 class Track(Call, frozen=True, tag="track"):
-    event: str = ""
-    properties: dict[str, Any] | None = None
+    event: Id
+    properties: Attributes | None = None
 
 
 class Page(Call, frozen=True, tag="page"):
     name: str | None = None
     category: str | None = None
-    properties: dict[str, Any] | None = None
+    properties: Attributes | None = None
 
 
 class Screen(Page, frozen=True, tag="screen"):
@@ -155,12 +180,12 @@ class Screen(Page, frozen=True, tag="screen"):
 
 
 class Group(Call, frozen=True, tag="group"):
-    groupId: str | int = ""
-    traits: dict[str, Any] | None = None
+    groupId: Id | int
+    traits: Attributes | None = None
 
 
 class Alias(Call, frozen=True, tag="alias"):
-    previousId: str | int = ""
+    previousId: Id | int
 
 
 class Delete(Call, frozen=True, tag="delete"):
@@ -183,8 +208,8 @@ _json_encoder = msgspec.json.Encoder()
 def decode_call(raw: bytes) -> AnyCall:
     """Decode one Kafka value; raises msgspec.DecodeError for a poison message.
 
-    Postgres text and jsonb cannot hold NUL, so the rare call that carries one has it
-    removed here, once, rather than failing its whole batch later.
+    Postgres text and jsonb cannot hold NUL. The receiver removes it; a record written
+    before it did has it removed here, once, rather than failing its whole batch later.
     """
     if b"\\u0000" in raw:
         raw = _json_encoder.encode(_strip_nul(_json_decoder.decode(raw)))

@@ -98,6 +98,8 @@ class Worker:
                 calls.append((record, decode_call(record.value)))
             except msgspec.DecodeError as e:  # ValidationError is a DecodeError
                 poison.append(DeadLetter(record, f"undecodable: {e}"))
+            except Exception as e:
+                poison.append(DeadLetter(record, f"undecodable: {type(e).__name__}: {e}"))
         outcome = await self.attempts.apply(calls, poison) if calls else Outcome()
         if outcome is None:
             return False
@@ -144,8 +146,8 @@ class Worker:
         self.metrics.apply_seconds.observe(seconds)
         for (label, result), n in outcome.calls.items():
             self.metrics.calls.labels(label, result).inc(n)
-        if outcome.dropped_attributes:
-            self.metrics.dropped_attributes.inc(outcome.dropped_attributes)
+        for kind, n in outcome.warnings.items():
+            self.metrics.warnings.labels(kind).inc(n)
         log.debug("batch_applied", n=size, ms=round(seconds * 1000, 1))
 
     def set_ready(self, ready: bool, reason: str = "") -> None:

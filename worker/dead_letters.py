@@ -34,14 +34,16 @@ async def send(producer: AIOKafkaProducer, topic: str, letter: DeadLetter) -> No
     await producer.send_and_wait(topic, record.value, key=record.key, headers=headers)
 
 
-def refusal(call: AnyCall, e: Exception | None) -> str:
-    """The reason for a call Postgres refuses, naming the fix when we know it."""
+def refusal(call: AnyCall, e: Exception) -> str:
+    """The reason a call cannot be applied, naming the fix when we know it."""
     fkey = e.constraint_name if isinstance(e, asyncpg.ForeignKeyViolationError) else None
     if fkey and fkey.endswith("_workspace_id_fkey"):
         # A workspace row lost (a restore from before it existed, say): once it is
         # restored with the same id, `sextant dlq replay` applies these calls.
         return f"no workspace {call.workspace_id} in the database: {e}"
-    return f"refused by the database: {e}"
+    if isinstance(e, asyncpg.PostgresError):
+        return f"refused by the database: {e}"
+    return f"cannot be applied: {type(e).__name__}: {e}"
 
 
 def record_context(record: Record, call: AnyCall | None) -> dict[str, object]:

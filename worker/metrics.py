@@ -26,9 +26,10 @@ class WorkerMetrics:
             ["type", "outcome"],
             registry=self.registry,
         )
-        self.dropped_attributes = Counter(
-            "sextant_worker_dropped_attributes",
-            "Custom traits and properties left out because they do not convert to their type.",
+        self.warnings = Counter(
+            "sextant_ingestion_warnings",
+            "Ingestion warnings by kind, every one, recorded in Postgres or only counted.",
+            ["kind"],
             registry=self.registry,
         )
         self.dead_lettered = Counter(
@@ -36,7 +37,8 @@ class WorkerMetrics:
         )
         self.retries = Counter(
             "sextant_worker_retries",
-            "Batches retried, by reason (conflict, database_unavailable).",
+            "Batches retried, by reason: conflict, database_unavailable, split (a batch that "
+            "failed, tried again as two halves to find the calls that cannot be applied).",
             ["reason"],
             registry=self.registry,
         )

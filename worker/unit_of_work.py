@@ -11,12 +11,13 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import Any
 
-from sextant.calls import AnyCall, Group, Identify, Track, identifier
+from sextant.calls import AnyCall, Group, Identify, IngestionWarning, Track, identifier
 from sextant.db import Conn
 from sextant.errors import BatchConflict
 from worker.rules.batch import Batch, Changes, Loaded
-from worker.sql import accounts, definitions, events, ledger, users
+from worker.sql import accounts, definitions, events, ledger, users, warnings
 
 
 @dataclass
@@ -24,7 +25,11 @@ class Outcome:
     """What became of a batch's calls, for metrics and logs."""
 
     calls: Counter[tuple[str, str]] = field(default_factory=Counter)  # (call type, outcome)
-    dropped_attributes: int = 0
+    warnings: Counter[str] = field(default_factory=Counter)  # by kind, recorded or not
+
+    def add(self, other: Outcome) -> None:
+        self.calls.update(other.calls)
+        self.warnings.update(other.warnings)
 
 
 async def apply_calls(conn: Conn, calls: list[AnyCall]) -> Outcome:
@@ -36,13 +41,35 @@ async def apply_calls(conn: Conn, calls: list[AnyCall]) -> Outcome:
         batch = Batch(await _load(conn, fresh))
         for call in fresh:
             outcome.calls[(call_type(call), batch.apply(call))] += 1
-        outcome.dropped_attributes = batch.attributes.not_converted
-        await _flush(conn, batch.changes())
+        changes = batch.changes()
+        await _flush(conn, changes)
+        found = _warnings(fresh, changes)
+        # Last: the tallies' row locks are held only until the commit just after.
+        await warnings.record(conn, found)
+        outcome.warnings.update(w["kind"] for w in found)
     return outcome
 
 
 def call_type(call: AnyCall) -> str:
     return type(call).__name__.lower()
+
+
+def _warnings(calls: list[AnyCall], changes: Changes) -> list[dict[str, Any]]:
+    """What the receiver mended in these calls, then what the rules found, as rows."""
+    found = [(call, w) for call in calls for w in call.sextant.warnings] + changes.warnings
+    return [_row(call, w) for call, w in found]
+
+
+def _row(call: AnyCall, warning: IngestionWarning) -> dict[str, Any]:
+    return {
+        "workspace_id": call.workspace_id,
+        "kind": warning.kind,
+        "minute": warnings.minute_of(call.receivedAt),
+        "message_id": call.messageId,
+        "user_id": call.user_id,
+        "anonymous_id": call.anonymous_id,
+        "detail": warning.detail,
+    }
 
 
 async def _claim(conn: Conn, calls: list[AnyCall], outcome: Outcome) -> list[AnyCall]:

@@ -139,7 +139,7 @@ async def test_invalid_messages_in_a_batch_are_rejected_by_index(
         {"type": "track", "event": "E"},
         {"type": "identify", "userId": "u1", "messageId": "ok-2"},
         {"type": "track", "userId": "u1"},
-        {"type": "page", "userId": "u1", "timestamp": "not a time"},
+        {"type": "page", "userId": "u1" * 300},
         {"type": "teleport", "userId": "u1"},
         "not an object",
         {"type": "alias", "userId": "u1", "previousId": "a1", "messageId": "ok-7"},
@@ -153,6 +153,25 @@ async def test_invalid_messages_in_a_batch_are_rejected_by_index(
     assert all(r["message"] for r in answer.body["rejected"])
     messages = await kafka_messages(settings, 3)
     assert sorted(m["messageId"] for _, m in messages) == ["ok-0", "ok-2", "ok-7"]
+
+
+async def test_what_the_door_mends_reaches_kafka_with_its_warnings(
+    receiver: str, http: aiohttp.ClientSession, workspace: CreatedKey, settings: Settings
+) -> None:
+    """A timestamp nobody can read and traits of the wrong type are left out, the call is
+    accepted, and its record carries a warning for each."""
+    message = {"userId": "u1", "timestamp": "not a time", "traits": "plan=pro"}
+    answer = await send(
+        http, f"{receiver}/v1/identify", message, headers=basic_auth(workspace.api_key)
+    )
+    [(_, record)] = await kafka_messages(settings, 1)
+    assert (answer.status, answer.body["accepted"]) == (200, 1)
+    assert "timestamp" not in record
+    assert "traits" not in record
+    assert [w["kind"] for w in record["sextant"]["warnings"]] == [
+        "timestamp_unparsable",
+        "field_dropped",
+    ]
 
 
 async def test_integrations_decide_what_is_forwarded(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import hashlib
 import hmac
@@ -66,15 +67,15 @@ async def test_body_that_is_not_a_message_or_batch_is_400(
         pytest.param("/v1/alias", {"userId": "u1"}, "previousId", id="alias-without-previousId"),
         pytest.param(
             "/v1/track",
-            {**TRACK, "timestamp": "yesterday at noon"},
-            "timestamp",
-            id="bad-timestamp",
+            {**TRACK, "messageId": "m" * 251},
+            "messageId is longer than 250",
+            id="long-messageId",
         ),
         pytest.param(
             "/v1/page",
-            {"userId": "u1", "originalTimestamp": "2024-13-45T99:00:00Z"},
-            "originalTimestamp",
-            id="bad-originalTimestamp",
+            {"userId": "u" * 501},
+            "userId is longer than 500",
+            id="long-userId",
         ),
     ],
 )
@@ -366,3 +367,44 @@ async def test_unknown_route_and_method_answer_json(
     async with http.get(f"{receiver}/v1/track") as response:
         assert response.status == 405
         assert "message" in await response.json()
+    async with http.put(f"{receiver}/segment") as response:
+        assert response.status == 405
+        assert set(response.headers["Allow"].split(",")) == {"POST", "OPTIONS"}
+        assert "message" in await response.json()
+
+
+async def test_a_request_aiohttp_cannot_parse_is_answered_in_json(receiver: str) -> None:
+    """Both Content-Length and Transfer-Encoding (request smuggling's shape): a JSON 400."""
+    host, port = receiver.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    writer.write(
+        b"POST /v1/track HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"Content-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"
+    )
+    await writer.drain()
+    head, _, body = (await reader.read()).partition(b"\r\n\r\n")
+    writer.close()
+    assert head.split(b"\r\n")[0].endswith(b" 400 Bad Request")
+    assert b"Content-Type: application/json" in head
+    assert "Transfer-Encoding" in msgspec.json.decode(body)["message"]
+
+
+def deep(levels: int) -> bytes:
+    """A track whose properties nest until the message is `levels` deep."""
+    inner = b'{"a":' * (levels - 1) + b"1" + b"}" * (levels - 1)
+    return b'{"type":"track","userId":"u1","event":"E","properties":' + inner + b"}"
+
+
+@pytest.mark.parametrize("levels", [980, 1000])
+@pytest.mark.parametrize("route", ["/v1/track", "/v1/batch", "/v1/import", "/segment"])
+async def test_deeply_nested_messages_are_refused_with_400_not_500(
+    receiver: str, http: aiohttp.ClientSession, workspace: CreatedKey, route: str, levels: int
+) -> None:
+    """Nesting past 32 levels is refused with its reason on every route: never a 500."""
+    message = deep(levels)
+    raw = {"/v1/track": message, "/segment": b"[" + message + b"]"}.get(
+        route, b'{"batch":[' + message + b"]}"
+    )
+    answer = await send(http, f"{receiver}{route}", raw=raw, headers=basic_auth(workspace.api_key))
+    assert answer.status == 400
+    assert "nested deeper than 32 levels" in answer.body["message"]

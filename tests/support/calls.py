@@ -21,10 +21,9 @@ def stamped(workspace: CreatedKey, **message: Any) -> dict[str, Any]:
     """A message as the receiver writes it to Kafka."""
     message.setdefault("messageId", f"m-{next(_ids)}")
     message.setdefault("receivedAt", "2026-01-01T00:00:00.000Z")
-    message["sextant"] = {
-        "workspaceId": workspace.workspace_id,
-        "connectorId": workspace.connector_id,
-    }
+    message.setdefault(
+        "sextant", {"workspaceId": workspace.workspace_id, "connectorId": workspace.connector_id}
+    )
     return message
 
 

@@ -39,7 +39,9 @@ def call(message: dict[str, Any], ws: int = WS, connector: int = CONNECTOR) -> A
 class Applied:
     changes: Changes
     outcomes: Counter[tuple[str, str]]
-    not_converted: int
+
+    def warned(self, kind: str) -> list[dict[str, Any]]:
+        return [w.detail for _, w in self.changes.warnings if w.kind == kind]
 
     @property
     def users(self) -> list[User]:
@@ -62,7 +64,7 @@ def apply(*calls: AnyCall, loaded: Loaded | None = None) -> Applied:
     outcomes: Counter[tuple[str, str]] = Counter()
     for c in sorted(calls, key=lambda c: c.version):
         outcomes[(type(c).__name__.lower(), batch.apply(c))] += 1
-    return Applied(batch.changes(), outcomes, batch.attributes.not_converted)
+    return Applied(batch.changes(), outcomes)
 
 
 def stored(
@@ -256,7 +258,9 @@ def test_an_unconvertible_value_is_left_out_and_counted() -> None:
         loaded=loaded,
     )
     user = result.user("u1")
-    assert result.not_converted == 1
+    assert result.warned("attribute_not_converted") == [
+        {"entity": "user", "name": "seats", "type": "number", "value": "lots"}
+    ]
     assert (user.columns["email"], user.traits) == ("a@initech.com", {"tier": "gold"})
 
 
@@ -406,6 +410,13 @@ def test_users_with_different_user_ids_are_never_merged() -> None:
     result = apply(call({"type": "identify", "userId": "u2", "anonymousId": "a1"}), loaded=loaded)
     assert result.changes.merges == []
     assert [u.user_id for u in result.changes.new_users] == ["u2"]
+    assert result.warned("merge_refused") == [
+        {
+            "anonymous_id": "a1",
+            "belongs_to_user_id": "u1",
+            "rule": "users with different userIds are never merged",
+        }
+    ]
     assert u1.user_id == "u1"
     assert result.changes.anonymous_first_owners == []  # a1 stays u1's
 
@@ -440,6 +451,7 @@ def test_free_email_users_are_ignored_until_a_work_email() -> None:
         {("identify", "blocked"): 1, ("track", "blocked"): 1, ("group", "blocked"): 1}
     )
     assert blocked.users == blocked.changes.events == []
+    assert len(blocked.warned("free_email_blocked")) == 3
     assert [a.group_id for a in blocked.changes.unused_accounts] == ["g1"]
     assert set(blocked.changes.block) == {(WS, "user_id", "u1")}
     let_in = apply(

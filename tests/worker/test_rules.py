@@ -263,7 +263,7 @@ async def test_unconvertible_value_is_left_out_and_counted(
         }
     )
     [user] = await users(db, workspace, "email", "traits")
-    assert outcome.dropped_attributes == 1
+    assert outcome.warnings["attribute_not_converted"] == 1
     assert (user["email"], user["traits"]) == ("a@initech.com", {"tier": "gold"})
 
 

@@ -29,7 +29,6 @@ class AttributeTypes:
 
     known: Definitions
     new: dict[tuple[int, str, str, str], AttributeType] = field(default_factory=dict)
-    not_converted: int = 0  # values left out because they do not convert
 
     def typed(
         self,
@@ -39,20 +38,16 @@ class AttributeTypes:
         name: str,
         value: Any,
         first_type: AttributeType = "string",
-    ) -> tuple[bool, Any]:
-        """`(True, value converted to its type)`, or `(False, None)` when it does not convert.
-
-        A name seen for the first time is defined as `first_type` here.
-        """
+    ) -> tuple[AttributeType, bool, Any]:
+        """The name's type, and `(True, value converted to it)` or `(False, None)` when the
+        value does not convert. A name seen for the first time is defined as `first_type`."""
         defined = self.known.setdefault((ws, entity, event), {})
         attribute_type = defined.get(name)
         if attribute_type is None:
             attribute_type = defined[name] = first_type
             self.new[(ws, entity, event, name)] = attribute_type
         ok, typed = convert(value, attribute_type)
-        if not ok:
-            self.not_converted += 1
-        return ok, typed
+        return attribute_type, ok, typed
 
 
 def convert(value: Any, attribute_type: AttributeType) -> tuple[bool, Any]:

@@ -21,13 +21,14 @@ from sextant.calls import (
     Group,
     Identify,
     IdentityKey,
+    IngestionWarning,
     Page,
     Screen,
     Track,
     identifier,
 )
 from worker.rules import audiences
-from worker.rules.attributes import AttributeType, AttributeTypes, Definitions
+from worker.rules.attributes import AttributeType, AttributeTypes, Definitions, Entity
 from worker.rules.free_email import FreeEmailBlocks
 from worker.rules.identity import AnonymousKey, Identities
 from worker.rules.mapping import (
@@ -86,6 +87,12 @@ class Changes:
     tombstones: dict[IdentityKey, Tombstone]
     block: dict[IdentityKey, str]
     unblock: set[IdentityKey]
+    warnings: list[tuple[AnyCall, IngestionWarning]]  # found by the rules, per call
+
+
+_FREE_EMAIL_RULE = (
+    "the connector ignores users with a free email address until an identify with a work one"
+)
 
 
 class Batch:
@@ -103,6 +110,7 @@ class Batch:
         self.page_views: list[PageView] = []
         self.event_seen: EventSeen = {}
         self.memberships: list[Membership] = []
+        self.warnings: list[tuple[AnyCall, IngestionWarning]] = []
 
     def apply(self, call: AnyCall) -> str:
         """Apply one call; returns what became of it: applied, deleted or blocked."""
@@ -111,18 +119,60 @@ class Batch:
             # call either way, so they do not depend on order.
             self._workspace_facts(call)
             remember_pairing(call, self.identities, self.tombstones, self.new_tombstones)
+            self._refused_merges(call)
             return "deleted"
-        if type(call) is Identify and self.blocks.blocks_identify(call):
-            return "blocked"
-        if self.blocks.is_blocked(call.identities):
+        blocked_now = type(call) is Identify and self.blocks.blocks_identify(call)
+        if blocked_now or self.blocks.is_blocked(call.identities):
+            self._warn(call, "free_email_blocked", rule=_FREE_EMAIL_RULE)
             return "blocked"
         _APPLY[type(call)](self, call)
         return "applied"
 
+    def _warn(self, call: AnyCall, kind: str, **detail: Any) -> None:
+        self.warnings.append((call, IngestionWarning(kind, detail)))
+
+    def _user_for(self, call: AnyCall, user_id: str | None, anonymous_id: str | None) -> User:
+        user = self.identities.user_for(call, user_id, anonymous_id)
+        self._refused_merges(call)
+        return user
+
+    def _refused_merges(self, call: AnyCall) -> None:
+        for anonymous_id, owner in self.identities.refused:
+            self._warn(
+                call,
+                "merge_refused",
+                anonymous_id=anonymous_id,
+                belongs_to_user_id=owner,
+                rule="users with different userIds are never merged",
+            )
+        self.identities.refused.clear()
+
+    def _typed(
+        self,
+        call: AnyCall,
+        entity: Entity,
+        event: str,
+        name: str,
+        value: Any,
+        first_type: AttributeType = "string",
+        warn: bool = True,
+    ) -> tuple[bool, Any]:
+        """A trait or property converted to its defined type; one that does not convert is
+        left out, with a warning."""
+        attribute_type, ok, typed = self.attributes.typed(
+            call.workspace_id, entity, event, name, value, first_type
+        )
+        if not ok and warn:
+            detail: dict[str, Any] = {"entity": entity, "name": name, "type": attribute_type}
+            if event:
+                detail["event"] = event
+            self._warn(call, "attribute_not_converted", value=_shown(value), **detail)
+        return ok, typed
+
     # --- one call type each ---------------------------------------------------------------
 
     def _identify(self, call: Identify) -> None:
-        user = self.identities.user_for(call, call.user_id, call.anonymous_id)
+        user = self._user_for(call, call.user_id, call.anonymous_id)
         version = call.version
         traits = call.traits or {}
         for column, value in {**user_columns(traits), **context_columns(call.context)}.items():
@@ -135,7 +185,7 @@ class Batch:
                     self.memberships.append(audiences.membership(user, name, typed, call))
 
     def _track(self, call: Track) -> None:
-        user = self.identities.user_for(call, call.user_id, call.anonymous_id)
+        user = self._user_for(call, call.user_id, call.anonymous_id)
         moment = call.occurred_at
         self.events.append(
             Event(
@@ -153,13 +203,13 @@ class Batch:
         user.seen(moment)
         if (entered := audiences.track_audience(call)) is not None:
             key, member = entered
-            ok, typed = self.attributes.typed(call.workspace_id, "user", "", key, member, "boolean")
+            ok, typed = self._typed(call, "user", "", key, member, "boolean")
             if ok:
                 user.put_trait(key, typed, call.version)
             self.memberships.append(audiences.membership(user, key, member, call))
 
     def _page(self, call: Page) -> None:
-        user = self.identities.user_for(call, call.user_id, call.anonymous_id)
+        user = self._user_for(call, call.user_id, call.anonymous_id)
         properties = call.properties or {}
         page = call.context.page if call.context and isinstance(call.context.page, dict) else {}
 
@@ -190,13 +240,13 @@ class Batch:
         user.seen(call.occurred_at)
 
     def _group(self, call: Group) -> None:
-        user = self.identities.user_for(call, call.user_id, call.anonymous_id)
+        user = self._user_for(call, call.user_id, call.anonymous_id)
         self.members.append(AccountMember(self._update_account(call), user, call.version))
 
     def _alias(self, call: Alias) -> None:
-        self.identities.user_for(call, call.user_id, identifier(call.previousId))
+        self._user_for(call, call.user_id, identifier(call.previousId))
         if call.anonymous_id:
-            self.identities.user_for(call, call.user_id, call.anonymous_id)
+            self._user_for(call, call.user_id, call.anonymous_id)
 
     def _delete(self, call: Delete) -> None:
         """A tombstone; what it removes is worked out in `changes`, whatever came before."""
@@ -211,32 +261,30 @@ class Batch:
         """What a call tells about the workspace (definitions, accounts), and nothing more."""
         match call:
             case Identify():
-                self._typed_user_traits(call, audiences.identify_audience(call))
+                self._typed_user_traits(call, audiences.identify_audience(call), warn=False)
             case Track():
-                self._typed_properties(call)
+                self._typed_properties(call, warn=False)
                 self._seen_event(call)
             case Group():
                 self._update_account(call)
 
     def _typed_user_traits(
-        self, call: Identify, audience: str | None
+        self, call: Identify, audience: str | None, warn: bool = True
     ) -> list[tuple[str, bool, Any]]:
         """Custom traits converted to their types; an Engage audience's is a boolean."""
         typed_traits = []
         for name, value in custom_user_traits(call.traits or {}).items():
             first_type: AttributeType = "boolean" if name == audience else "string"
-            ok, typed = self.attributes.typed(
-                call.workspace_id, "user", "", name, value, first_type
-            )
+            ok, typed = self._typed(call, "user", "", name, value, first_type, warn)
             typed_traits.append((name, ok, typed))
         return typed_traits
 
-    def _typed_properties(self, call: Track) -> dict[str, Any]:
+    def _typed_properties(self, call: Track, warn: bool = True) -> dict[str, Any]:
         properties = {}
         for name, value in (call.properties or {}).items():
             if value is None:
                 continue
-            ok, typed = self.attributes.typed(call.workspace_id, "event", call.event, name, value)
+            ok, typed = self._typed(call, "event", call.event, name, value, warn=warn)
             if ok:
                 properties[name] = typed
         return properties
@@ -255,7 +303,7 @@ class Batch:
         for column, value in account_columns(traits).items():
             account.put(column, value, version)
         for name, value in custom_account_traits(traits).items():
-            ok, typed = self.attributes.typed(call.workspace_id, "account", "", name, value)
+            ok, typed = self._typed(call, "account", "", name, value)
             if ok:
                 account.put_trait(name, typed, version)
         return account
@@ -291,6 +339,7 @@ class Batch:
             tombstones=self.new_tombstones,
             block=self.blocks.block,
             unblock=self.blocks.unblock,
+            warnings=self.warnings,
         )
 
     def _anonymous_ids(
@@ -315,6 +364,15 @@ class Batch:
         return [(u, t) for u, t in doomed.items() if u.pk is not None] + [
             (u, doomed[u.final()]) for u in self.identities.merged if u.final() in doomed
         ]
+
+
+def _shown(value: Any) -> Any:
+    """A value as a warning shows it: short text as it is, anything longer cut."""
+    if isinstance(value, str):
+        return value[:100]
+    if isinstance(value, dict | list):
+        return f"{type(value).__name__} of {len(value)}"
+    return value
 
 
 # Dispatch on the exact type: `isinstance` on Struct classes goes the slow ABC way.

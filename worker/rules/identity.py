@@ -32,6 +32,8 @@ class Identities:
         self.anonymous_versions: dict[AnonymousKey, str] = {}
         self.new_users: list[User] = []
         self.merged: list[User] = []  # loaded users merged into another
+        # (anonymous id, the userId it belongs to) for each merge refused since last taken
+        self.refused: list[tuple[str, str]] = []
         self._tombstones = tombstones
 
     def user_for(self, call: AnyCall, user_id: str | None, anonymous_id: str | None) -> User:
@@ -68,6 +70,8 @@ class Identities:
                 self.by_anonymous_id[(ws, anonymous_id)] = user
             elif anonymous is not user and anonymous.user_id is None:
                 self._merge(anonymous, user)
+            elif anonymous is not user:  # two userIds: never merged
+                self.refused.append((anonymous_id, anonymous.user_id or ""))
         return user
 
     def finals(self) -> list[User]:

@@ -53,7 +53,7 @@ def account_columns(traits: dict[str, Any]) -> dict[str, Any]:
         if (text := _text(traits.get(key))) is not None
     }
     employees = to_number(traits.get("employees"))
-    if employees is not None and float(employees).is_integer() and abs(employees) < 2**63:
+    if employees is not None and abs(employees) < 2**63 and float(employees).is_integer():
         columns["employees"] = int(employees)
     columns.update(_address(traits.get("address")))
     return columns

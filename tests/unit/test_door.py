@@ -1,0 +1,275 @@
+"""The door (`ingest.door`), probe by probe: what it refuses, what it mends and records, and
+that what it admits is what a worker decodes."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import msgspec
+import pytest
+
+from ingest.door import Admitted, admit
+from ingest.intake import BodyShape, Intake, parse_body, prepare
+from sextant.calls import CALL_DECODER, Stamp
+from sextant.errors import InvalidRequest, TooLarge
+
+STAMP = Stamp(workspace_id=7, connector_id=3)
+
+
+def door(message: Any, default_type: str | None = None) -> Admitted:
+    raw = message if isinstance(message, bytes) else json.dumps(message).encode()
+    return admit(raw, default_type=default_type)
+
+
+def warnings(admitted: Admitted) -> list[tuple[str, str]]:
+    return [(w.kind, w.detail.get("field", "")) for w in admitted.warnings]
+
+
+def intake(body: bytes, shape: BodyShape = BodyShape.BATCH) -> Intake:
+    return prepare(
+        parse_body(body, shape),
+        default_type=None,
+        stamp=STAMP,
+        destination="Astrolabe",
+        received_at="2026-01-02T03:04:05.678Z",
+    )
+
+
+def nested(levels: int) -> bytes:
+    """A track whose one property nests until the message is `levels` deep."""
+    inner = b'{"a":' * (levels - 1) + b"1" + b"}" * (levels - 1)
+    return b'{"type":"track","userId":"u","event":"E","properties":' + inner + b"}"
+
+
+TRACK = {"type": "track", "userId": "u", "event": "E"}
+
+
+# --- depth -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("levels", [33, 980, 1000, 5000])
+def test_deeper_than_32_levels_is_refused_with_the_reason(levels: int) -> None:
+    with pytest.raises(InvalidRequest, match="nested deeper than 32 levels"):
+        door(nested(levels))
+
+
+def test_32_levels_are_admitted() -> None:
+    admitted = door(nested(32))
+    assert admitted.call_type == "track"
+
+
+@pytest.mark.parametrize("shape", [BodyShape.BATCH, BodyShape.PARTNER])
+@pytest.mark.parametrize("levels", [980, 5000])
+def test_a_deep_message_in_a_batch_is_refused_alone(shape: BodyShape, levels: int) -> None:
+    """Even past what the decoder can skip, the good messages around it are accepted."""
+    good = json.dumps(TRACK).encode()
+    messages = b"[" + good + b"," + nested(levels) + b"," + good + b"]"
+    body = b'{"batch":' + messages + b',"writeKey":"k"}' if shape is BodyShape.BATCH else messages
+    parsed = parse_body(body, shape)
+    result = intake(body, shape)
+    assert len(result.records) == 2
+    assert [(i, "nested deeper" in m) for i, m in result.rejected] == [(1, True)]
+    assert parsed.write_key == ("k" if shape is BodyShape.BATCH else None)
+
+
+def test_a_single_message_too_deep_is_refused_before_its_key_is_read() -> None:
+    with pytest.raises(InvalidRequest, match="nested deeper"):
+        parse_body(nested(1000), BodyShape.SINGLE)
+
+
+# --- numbers, text -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("number", [b"1e400", b"-1e400", b"1" * 400])
+def test_numbers_outside_a_double_are_left_out_and_recorded(number: bytes) -> None:
+    raw = b'{"type":"track","userId":"u","event":"E","properties":{"big":' + number + b',"ok":1}}'
+    admitted = door(raw)
+    assert admitted.message["properties"] == {"ok": 1}
+    assert warnings(admitted) == [("field_dropped", "properties.big")]
+
+
+def test_nul_is_removed_from_text_and_keys_and_recorded() -> None:
+    admitted = door({**TRACK, "properties": {"a\x00b": "c\x00d"}, "event": "E\x00"})
+    assert admitted.message["properties"] == {"ab": "cd"}
+    assert admitted.message["event"] == "E"
+    assert [k for k, _ in warnings(admitted)] == ["field_coerced"]
+
+
+@pytest.mark.parametrize(
+    "raw", [b'{"type":"track","userId":"\\ud800","event":"E"}', b'{"type":"track","userId":"\xff"}']
+)
+def test_text_that_is_not_unicode_is_refused(raw: bytes) -> None:
+    with pytest.raises(InvalidRequest, match="not valid Unicode"):
+        door(raw)
+
+
+# --- lengths -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("field", "length", "limit"),
+    [
+        ("messageId", 5000, 250),
+        ("userId", 10_000, 500),
+        ("anonymousId", 501, 500),
+        ("groupId", 10_000, 500),
+        ("previousId", 10_000, 500),
+        ("event", 10_000, 500),
+    ],
+)
+def test_long_identifiers_are_refused(field: str, length: int, limit: int) -> None:
+    message = {"type": "group", "userId": "u", "groupId": "g", "event": "E", field: "x" * length}
+    with pytest.raises(InvalidRequest, match=f"{field} is longer than {limit}"):
+        door({**message, "type": "track"} if field == "event" else message)
+
+
+def test_identifiers_at_their_limit_are_admitted() -> None:
+    admitted = door({**TRACK, "userId": "u" * 500, "messageId": "m" * 250, "event": "e" * 500})
+    assert admitted.identity == "u" * 500
+
+
+def test_trait_and_property_keys_longer_than_255_are_left_out() -> None:
+    admitted = door({"type": "identify", "userId": "u", "traits": {"k" * 10_000: 1, "ok": 2}})
+    assert admitted.message["traits"] == {"ok": 2}
+    assert [k for k, _ in warnings(admitted)] == ["field_dropped"]
+
+
+def test_a_message_over_32_kb_is_too_large() -> None:
+    with pytest.raises(TooLarge):
+        door({**TRACK, "properties": {"x": "y" * 33_000}})
+
+
+# --- types -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("traits", [1, 2]),
+        ("traits", "plan=pro"),
+        ("properties", "a string"),
+        ("context", "a string"),
+        ("integrations", 5),
+    ],
+)
+def test_containers_of_the_wrong_type_are_left_out_and_recorded(field: str, value: Any) -> None:
+    admitted = door({"type": "identify", "userId": "u", field: value})
+    assert field not in admitted.message
+    assert warnings(admitted) == [("field_dropped", field)]
+
+
+@pytest.mark.parametrize("value", [None, []])
+@pytest.mark.parametrize("field", ["traits", "properties", "context", "integrations"])
+def test_null_or_empty_array_containers_are_simply_absent(field: str, value: Any) -> None:
+    admitted = door({"type": "identify", "userId": "u", field: value})
+    assert field not in admitted.message
+    assert admitted.warnings == []
+
+
+def test_personas_as_a_string_is_left_out() -> None:
+    admitted = door({**TRACK, "context": {"personas": "audience", "ip": "1.2.3.4"}})
+    assert admitted.message["context"] == {"ip": "1.2.3.4"}
+    assert warnings(admitted) == [("field_dropped", "context.personas")]
+
+
+def test_engage_computation_ids_of_any_scalar_type_become_text() -> None:
+    personas = {
+        "computation_class": "audience",
+        "computation_key": "vip",
+        "computation_id": 12345,
+        "space_id": 678,
+    }
+    admitted = door({**TRACK, "context": {"personas": personas}})
+    assert admitted.message["context"]["personas"] == {
+        **personas,
+        "computation_id": "12345",
+        "space_id": "678",
+    }
+    assert [k for k, _ in warnings(admitted)] == ["field_coerced", "field_coerced"]
+
+
+@pytest.mark.parametrize(
+    ("value", "kept", "kind"),
+    [(5, "5", "field_coerced"), (True, "true", "field_coerced"), ({"a": 1}, None, "field_dropped")],
+)
+def test_page_name_and_category_are_text(value: Any, kept: str | None, kind: str) -> None:
+    admitted = door({"type": "page", "userId": "u", "name": value, "category": value})
+    assert (admitted.message.get("name"), admitted.message.get("category")) == (kept, kept)
+    assert [k for k, _ in warnings(admitted)] == [kind, kind]
+
+
+def test_numeric_identifiers_become_text_and_are_recorded() -> None:
+    admitted = door({"type": "group", "userId": 42, "groupId": 7})
+    assert (admitted.message["userId"], admitted.message["groupId"]) == ("42", "7")
+    assert admitted.identity == "42"
+    assert warnings(admitted) == [("field_coerced", "userId"), ("field_coerced", "groupId")]
+
+
+# --- time --------------------------------------------------------------------------------
+
+
+def test_segment_deletion_request_in_go_time_is_admitted() -> None:
+    """Segment's partner deletion request: Go's time format and `integrations: []`."""
+    admitted = door(
+        {
+            "type": "delete",
+            "userId": "5678",
+            "messageId": "delete-1",
+            "originalTimestamp": "2020-05-09 23:54:49.209808489 +0000 UTC m=+70366.298768264",
+            "integrations": [],
+            "context": None,
+        }
+    )
+    assert admitted.message["originalTimestamp"] == "2020-05-09T23:54:49.209808Z"
+    assert "integrations" not in admitted.message
+    assert admitted.warnings == []
+
+
+@pytest.mark.parametrize("value", ["soon", 1700000000, "2020-13-45T00:00:00Z", {"at": 1}])
+def test_a_timestamp_that_does_not_parse_is_ignored_and_recorded(value: Any) -> None:
+    admitted = door({**TRACK, "timestamp": value})
+    assert "timestamp" not in admitted.message
+    assert warnings(admitted) == [("timestamp_unparsable", "timestamp")]
+
+
+@pytest.mark.parametrize(
+    ("value", "canonical"),
+    [
+        ("2026-01-02T03:04:05Z", "2026-01-02T03:04:05.000000Z"),
+        ("2026-01-02T03:04:05.123+02:00", "2026-01-02T01:04:05.123000Z"),
+        ("2026-01-02 03:04:05", "2026-01-02T03:04:05.000000Z"),
+        ("2026-01-02", "2026-01-02T00:00:00.000000Z"),
+    ],
+)
+def test_timestamps_are_read_as_iso_8601_with_or_without_a_zone(value: str, canonical: str) -> None:
+    assert door({**TRACK, "sentAt": value}).message["sentAt"] == canonical
+
+
+# --- what stays ----------------------------------------------------------------------------
+
+
+def test_unknown_top_level_fields_are_kept_as_they_are() -> None:
+    extra = {"_metadata": {"bundled": ["Segment.io"]}, "projectId": "p1", "channel": "server"}
+    for version in (2, "1.1"):
+        admitted = door({**TRACK, **extra, "version": version})
+        assert {k: admitted.message[k] for k in (*extra, "version")} == {
+            **extra,
+            "version": version,
+        }
+
+
+def test_the_client_cannot_set_the_receivers_stamps() -> None:
+    admitted = door({**TRACK, "receivedAt": "2000-01-01", "sextant": {"workspaceId": 1}})
+    assert "receivedAt" not in admitted.message
+    assert "sextant" not in admitted.message
+
+
+def test_every_admitted_record_decodes_with_the_workers_model() -> None:
+    """Records carry the door's warnings in the stamp, and decode as the worker decodes."""
+    body = json.dumps({"batch": [{**TRACK, "userId": 5, "properties": "x"}]}).encode()
+    [(_, value)] = intake(body).records
+    call = CALL_DECODER.decode(value)
+    assert call.user_id == "5"
+    assert [w.kind for w in call.sextant.warnings] == ["field_coerced", "field_dropped"]
+    assert msgspec.json.decode(value)["sextant"]["workspaceId"] == 7
