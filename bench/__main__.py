@@ -17,7 +17,6 @@ import platform
 import random
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -31,6 +30,10 @@ import aiohttp
 import asyncpg
 import msgspec
 
+from bench.calls import USERS, realistic_call
+from bench.isolation import bench_isolation
+from bench.processes import process, rss_kib, service_env, wait_http, worker_processes
+from bench.warnings_flood import run_flood
 from ops import keys as admin
 from ops.devstack import embedded_services, free_port
 from ops.migrate import migrate
@@ -44,56 +47,12 @@ STEADY_RATE = int(os.environ.get("BENCH_STEADY_RATE", "5000"))
 STEADY_SECONDS = float(os.environ.get("BENCH_STEADY_SECONDS", "60"))
 SOAK_RATE = int(os.environ.get("BENCH_SOAK_RATE", "5000"))
 SOAK_SECONDS = float(os.environ.get("BENCH_SOAK_SECONDS", "300"))
-USERS = 10_000
 CONNECTIONS = int(os.environ.get("BENCH_CONNECTIONS", "32"))
 # The bare app's stand-in for a broker acknowledgement, like the producer's 1 ms linger.
 SIMULATED_ACK_MS = 1.0
 
 
 # --- the bodies -------------------------------------------------------------------------
-
-
-def realistic_call(rng: random.Random, n: int) -> dict[str, Any]:
-    """60% track, 20% identify, 15% page, 5% group, over 10,000 users."""
-    user = f"user-{rng.randrange(USERS)}"
-    roll = rng.random()
-    if roll < 0.60:
-        call: dict[str, Any] = {
-            "type": "track",
-            "event": rng.choice(["Order Completed", "Product Viewed", "Signed Up", "Clicked"]),
-            "properties": {"revenue": rng.randint(1, 500), "plan": rng.choice(["pro", "free"])},
-        }
-    elif roll < 0.80:
-        call = {
-            "type": "identify",
-            "traits": {
-                "email": f"{user}@initech.com",
-                "plan": rng.choice(["pro", "free"]),
-                "logins": rng.randint(1, 99),
-            },
-            "context": {
-                "userAgent": "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) "
-                "AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Safari/537.36",
-                "ip": "203.0.113.7",
-                "locale": "en-US",
-            },
-        }
-    elif roll < 0.95:
-        call = {
-            "type": "page",
-            "name": rng.choice(["Home", "Pricing", "Docs"]),
-            "properties": {"url": "https://initech.com/", "path": "/"},
-        }
-    else:
-        call = {
-            "type": "group",
-            "groupId": f"g-{rng.randrange(500)}",
-            "traits": {"name": "Initech", "employees": rng.randint(5, 5000)},
-        }
-    call["userId"] = user
-    call["messageId"] = f"bench-{n}-{uuid.uuid4().hex[:8]}"
-    call["timestamp"] = "2026-01-01T00:00:00.000Z"
-    return call
 
 
 def batch_body(calls: list[dict[str, Any]]) -> bytes:
@@ -105,49 +64,6 @@ def _headers(key: str) -> dict[str, str]:
         "Authorization": "Basic " + base64.b64encode(f"{key}:".encode()).decode(),
         "Content-Type": "application/json",
     }
-
-
-# --- processes ------------------------------------------------------------------------
-
-
-def service_env(settings: Settings, **extra: str) -> dict[str, str]:
-    return settings.child_env(LOG_LEVEL=os.environ.get("BENCH_LOG_LEVEL", "warning"), **extra)
-
-
-@contextlib.contextmanager
-def process(args: list[str], env: dict[str, str]) -> Iterator[subprocess.Popen[bytes]]:
-    proc = subprocess.Popen([sys.executable, *args], env=env)
-    try:
-        yield proc
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
-def wait_http(url: str, timeout: float = 60) -> None:
-    import urllib.request
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(url, timeout=1) as response:  # noqa: S310 - loopback
-                if response.status == 200:
-                    return
-        except OSError:
-            pass
-        time.sleep(0.1)
-    raise RuntimeError(f"{url} did not answer 200")
-
-
-def rss_kib(pid: int, field: str = "VmRSS") -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1])
-    return 0
 
 
 # --- 1. receiver vs a bare app ------------------------------------------------------------
@@ -317,7 +233,7 @@ async def bench_end_to_end(settings: Settings, workers: int) -> float:
     url = f"http://127.0.0.1:{port}/v1/batch"
     with process(["-m", "ops", "serve"], service_env(run, PORT=str(port), HOST="127.0.0.1")):
         wait_http(f"http://127.0.0.1:{port}/readyz")
-        with _workers(run, workers):
+        with worker_processes(run, workers):
             await send_all(url, ws.api_key, warmup)
             await _until_applied(pool, ws.workspace_id, E2E_WARMUP)
             started = time.perf_counter()
@@ -331,22 +247,6 @@ async def bench_end_to_end(settings: Settings, workers: int) -> float:
 async def _until_applied(pool: asyncpg.Pool, workspace_id: int, calls: int) -> None:
     while await applied(pool, workspace_id) < calls:
         await asyncio.sleep(0.05)
-
-
-@contextlib.contextmanager
-def _workers(settings: Settings, count: int) -> Iterator[list[subprocess.Popen[bytes]]]:
-    ports = [free_port() for _ in range(count)]
-    with contextlib.ExitStack() as stack:
-        procs = [
-            stack.enter_context(
-                process(["-m", "ops", "work"], service_env(settings, WORKER_PORT=str(p)))
-            )
-            for p in ports
-        ]
-        for p in ports:
-            wait_http(f"http://127.0.0.1:{p}/readyz")
-        time.sleep(6)  # the group settles: partitions assigned to every member
-        yield procs
 
 
 # --- 3 and 4. lag at a steady load, and memory over a soak -----------------------------------
@@ -364,7 +264,7 @@ async def bench_steady(settings: Settings, rate: int, seconds: float) -> dict[st
         ["-m", "ops", "serve"], service_env(run, PORT=str(port), HOST="127.0.0.1")
     ) as receiver:
         wait_http(f"http://127.0.0.1:{port}/readyz")
-        with _workers(run, 2) as workers:
+        with worker_processes(run, 2) as workers:
             procs = {"receiver": receiver, "worker": workers[0]}
             stop = asyncio.Event()
             watcher = asyncio.create_task(_watch_applied(pool, ws.workspace_id, seen_at, stop))
@@ -495,10 +395,11 @@ def phase(base: Settings, name: str) -> Iterator[tuple[Settings, str]]:
 
 
 def main() -> int:
-    """`make bench`; `python -m bench receiver|e2e|steady|soak` runs some phases."""
-    every = {"receiver", "e2e", "steady", "soak"}
+    """`make bench`; `python -m bench receiver|e2e|isolation|steady|soak|warnings` runs some
+    phases (`warnings` only when asked)."""
+    every = {"receiver", "e2e", "isolation", "steady", "soak"}
     only = set(sys.argv[1:]) or every
-    if shutil.which("wrk") is None:
+    if "receiver" in only and shutil.which("wrk") is None:
         print("bench: wrk is needed (make bench installs it with apt-get)", file=sys.stderr)
         return 2
     base = dataclasses.replace(Settings.from_env(), kafka_topic_partitions=12)
@@ -514,6 +415,12 @@ def main() -> int:
             results["e2e_1_worker_vs_ceiling"] = (
                 results["e2e_1_worker_calls_s"] / results["ceiling_upsert_calls_s"]
             )
+    if "warnings" in only:  # not in `make bench`: python -m bench warnings
+        with phase(base, "warnings") as (settings, _):
+            results |= run_flood(settings)
+    if "isolation" in only:
+        with phase(base, "isolation") as (settings, _):
+            results |= asyncio.run(bench_isolation(settings))
     if "steady" in only:
         with phase(base, "steady") as (settings, _):
             steady = asyncio.run(bench_steady(settings, STEADY_RATE, STEADY_SECONDS))
@@ -566,6 +473,18 @@ def print_table(r: dict[str, Any]) -> None:
             f"p99 {r['lag_p99_s'] * 1000:,.0f} ms",
             f"{r['steady_applied_fraction'] * 100:.1f}% applied, "
             f"{r['steady_refused_calls']} refused",
+        ),
+        (
+            "batch, 12 long messageIds",
+            f"{r['isolation_long_message_ids_batch_s'] * 1000:,.0f} ms",
+            f"clean batch {r['isolation_clean_batch_s'] * 1000:,.0f} ms (2,412 calls)",
+            f"{r['isolation_long_message_ids_ratio']:.2f}x",
+        ),
+        (
+            "batch, 12 calls refused",
+            f"{r['isolation_refused_calls_batch_s'] * 1000:,.0f} ms",
+            "their workspace is gone",
+            f"{r['isolation_refused_calls_ratio']:.2f}x",
         ),
         (
             "receiver memory",

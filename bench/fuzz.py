@@ -90,7 +90,9 @@ def main() -> int:
             tempfile.TemporaryDirectory() as reports,
         ):
             _wait_ready(url)
-            command = [schemathesis, "run", f"{url}/openapi.json", "--checks", "all"]
+            config = Path(__file__).with_name("schemathesis.toml")
+            command = [schemathesis, "--config-file", str(config), "run", f"{url}/openapi.json"]
+            command += ["--checks", "all"]
             command += ["--max-time", str(SECONDS), "--header", f"Authorization: Bearer {key}"]
             command += ["--report-dir", reports, "--warnings", "off"]
             run = subprocess.run(command, check=False)

@@ -105,7 +105,7 @@ def _write_key(message: bytes) -> str | None:
     """A single message's `writeKey`; the door says what else is wrong with the message."""
     if scan.nests_deeper_than(message, MAX_DEPTH):
         raise InvalidRequest(f"message is nested deeper than {MAX_DEPTH} levels")
-    return _single_decoder.decode(message).writeKey
+    return _single_decoder.decode(message).write_key
 
 
 def _batch(body: bytes) -> ParsedBody:
@@ -117,7 +117,7 @@ def _batch(body: bytes) -> ParsedBody:
     context = _batch_object(batch.context, mends, "context")
     integrations = _batch_object(batch.integrations, mends, "integrations")
     messages = [bytes(m) for m in batch.batch]
-    return ParsedBody(messages, batch.writeKey, context, integrations, mends.warnings)
+    return ParsedBody(messages, batch.write_key, context, integrations, mends.warnings)
 
 
 def _batch_by_scanning(body: bytes) -> BatchBody:
@@ -150,7 +150,7 @@ def _partner(body: bytes) -> ParsedBody:
         return ParsedBody([m for _, m in scan.parts(body)])
     if isinstance(top, list):
         return ParsedBody([bytes(m) for m in top])
-    return ParsedBody([body], top.writeKey)
+    return ParsedBody([body], top.write_key)
 
 
 def _described(shape: BodyShape) -> str:

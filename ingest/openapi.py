@@ -50,10 +50,18 @@ _RESPONSES: dict[str, Any] = {
 _SECURITY: list[dict[str, list[str]]] = [{"basic": []}, {"bearer": []}, {"writeKeyHeader": []}, {}]
 
 
+_BODY_NOTE = (
+    " The body may be sent gzip-compressed with `Content-Encoding: gzip`. Messages nested "
+    f"deeper than {MAX_DEPTH} levels, over {MAX_MESSAGE_BYTES // 1024} KB, or with text that "
+    "is not valid Unicode are refused."
+)
+
+
 def _post(summary: str, schema: str) -> dict[str, Any]:
     return {
         "post": {
             "summary": summary,
+            "description": summary + _BODY_NOTE,
             "security": _SECURITY,
             "parameters": [
                 {
@@ -62,12 +70,6 @@ def _post(summary: str, schema: str) -> dict[str, Any]:
                     "required": False,
                     "description": "Hex HMAC-SHA1 of the body as sent (sources with a secret).",
                     "schema": {"type": "string"},
-                },
-                {
-                    "name": "Content-Encoding",
-                    "in": "header",
-                    "required": False,
-                    "schema": {"type": "string", "enum": ["gzip"]},
                 },
             ],
             "requestBody": {
@@ -91,50 +93,88 @@ def _probe(summary: str) -> dict[str, Any]:
 
 
 _TYPES = sorted(CALL_TYPES)
-_NAMES = {t: f"{t.capitalize()}Message" for t in _TYPES}
-_ID = {"type": ["string", "number", "boolean"], "maxLength": MAX_ID_LENGTH}
-_IDENTITIES = {"anyOf": [{"required": ["userId"]}, {"required": ["anonymousId"]}]}
+_NAMES = {t: f"{t.capitalize()}Message" for t in _TYPES}  # in a batch: names its type
+_ROUTE_NAMES = {t: f"{t.capitalize()}Call" for t in _TYPES}  # /v1/<type>: the route's type
+_SCALAR = ["string", "number", "boolean"]
+# An identity the door keeps: text (with more than NUL in it: NUL is removed), or a number
+# or boolean that it makes text.
+_ID = {"type": _SCALAR, "minLength": 1, "maxLength": MAX_ID_LENGTH, "pattern": "[^\\u0000]"}
+_IDENTITIES = {
+    "anyOf": [
+        {"required": ["userId"], "properties": {"userId": _ID}},
+        {"required": ["anonymousId"], "properties": {"anonymousId": _ID}},
+    ]
+}
 _REQUIRED = {
-    "track": {"required": ["event"]},
-    "group": {"required": ["groupId"]},
-    "alias": {"required": ["previousId", "userId"]},
-    "delete": {"required": ["userId"]},
+    "track": {
+        "required": ["event"],
+        "properties": {"event": {"type": "string", "minLength": 1, "maxLength": MAX_ID_LENGTH}},
+    },
+    "group": {"required": ["groupId"], "properties": {"groupId": _ID}},
+    "alias": {
+        "required": ["previousId", "userId"],
+        "properties": {"previousId": _ID, "userId": _ID},
+    },
+    "delete": {"required": ["userId"], "properties": {"userId": _ID}},
 }
 
 
-def _message_schema(call_type: str) -> dict[str, Any]:
-    """One type's message: what it must hold, and the fields the receiver reads."""
-    attributes = {"type": "object", "propertyNames": {"maxLength": MAX_ATTRIBUTE_NAME_LENGTH}}
+def _lenient(description: str, **keywords: Any) -> dict[str, Any]:
+    """A field the door mends rather than refuses: any JSON, as the description says."""
+    return {"description": description, **keywords}
+
+
+def _message_schema(call_type: str, typed: bool) -> dict[str, Any]:
+    """One type's message: what it must hold, and how the door reads each field. The door
+    is lenient: a field of another type is left out or made text, and recorded as an
+    ingestion warning, so most fields accept any JSON value. A message in a batch names
+    its type (`typed`); one sent to /v1/<type> takes the route's when it names none."""
+    text = "Text; numbers and booleans are made text, other values left out."
+    identifier = text + f" Text longer than {MAX_ID_LENGTH} characters is refused."
+    when = "ISO 8601 (with or without a zone) or Go's time.Time text; any other value is ignored."
+    container = (
+        "An object; null or [] count as absent, another value is left out. Keys longer than "
+        f"{MAX_ATTRIBUTE_NAME_LENGTH} characters are left out."
+    )
     return {
         "type": "object",
-        "maxProperties": 1000,
-        "description": f"A {call_type} call, nested no deeper than {MAX_DEPTH} levels.",
+        "description": f"A {call_type} call.",
         "properties": {
-            "type": {"const": call_type},
-            "userId": _ID,
-            "anonymousId": _ID,
-            "messageId": {"type": "string", "maxLength": MAX_MESSAGE_ID_LENGTH},
-            "timestamp": {"type": "string", "format": "date-time"},
-            "originalTimestamp": {"type": "string"},
-            "sentAt": {"type": "string", "format": "date-time"},
-            "event": {"type": "string", "minLength": 1, "maxLength": MAX_ID_LENGTH},
-            "groupId": _ID,
-            "previousId": _ID,
-            "name": {"type": "string"},
-            "category": {"type": "string"},
-            "traits": attributes,
-            "properties": attributes,
-            "context": {"type": "object"},
-            "integrations": {"type": "object"},
-            "writeKey": {"type": "string"},
+            "type": {"const": call_type}
+            if typed
+            else _lenient(f"{call_type!r} (the route's) when absent or not text."),
+            "userId": _lenient(identifier, maxLength=MAX_ID_LENGTH),
+            "anonymousId": _lenient(identifier, maxLength=MAX_ID_LENGTH),
+            "groupId": _lenient(identifier, maxLength=MAX_ID_LENGTH),
+            "previousId": _lenient(identifier, maxLength=MAX_ID_LENGTH),
+            "messageId": _lenient(
+                f"Text of at most {MAX_MESSAGE_ID_LENGTH} characters; one is derived from "
+                "the content when absent.",
+                maxLength=MAX_MESSAGE_ID_LENGTH,
+            ),
+            "timestamp": _lenient(when),
+            "originalTimestamp": _lenient(when),
+            "sentAt": _lenient(when),
+            "event": _lenient("The event's name (track)."),
+            "name": _lenient(text),
+            "category": _lenient(text),
+            "traits": _lenient(container),
+            "properties": _lenient(container),
+            "context": _lenient(container),
+            "integrations": _lenient(container),
+            "writeKey": _lenient(
+                "The API key, when no header carries one (a single message, or a batch's own "
+                "`writeKey`); a value that is not text is no key. Never forwarded."
+            ),
         },
+        "required": ["type"] if typed else [],
         "allOf": [_IDENTITIES, *([_REQUIRED[call_type]] if call_type in _REQUIRED else [])],
     }
 
 
 def openapi_document() -> dict[str, Any]:
     paths: dict[str, Any] = {
-        f"/v1/{t}": _post(f"One {t} call; `type` defaults to {t!r}.", _NAMES[t])
+        f"/v1/{t}": _post(f"One {t} call; `type` defaults to {t!r}.", _ROUTE_NAMES[t])
         for t in ("identify", "track", "page", "screen", "group", "alias")
     }
     paths["/v1/batch"] = _post("Up to 2,500 calls of any type.", "Batch")
@@ -174,29 +214,26 @@ def openapi_document() -> dict[str, Any]:
                     ),
                     "oneOf": [{"$ref": f"#/components/schemas/{_NAMES[t]}"} for t in _TYPES],
                 },
-                **{_NAMES[t]: _message_schema(t) for t in _TYPES},
+                **{_NAMES[t]: _message_schema(t, typed=True) for t in _TYPES},
+                **{_ROUTE_NAMES[t]: _message_schema(t, typed=False) for t in _TYPES},
                 "Batch": {
                     "type": "object",
                     "required": ["batch"],
                     "properties": {
                         "batch": {
                             "type": "array",
-                            "items": {"$ref": "#/components/schemas/TypedMessage"},
+                            "items": {"$ref": "#/components/schemas/Message"},
                             "maxItems": MAX_BATCH_MESSAGES,
                         },
-                        "context": {"type": "object"},
-                        "integrations": {"type": "object"},
-                        "writeKey": {"type": "string"},
+                        "context": {"type": ["object", "null"]},
+                        "integrations": {"type": ["object", "null"]},
+                        "writeKey": _lenient("The API key when no header carries one; text."),
                     },
-                },
-                "TypedMessage": {
-                    "description": "A message of a batch or delivery, which names its type.",
-                    "allOf": [{"$ref": "#/components/schemas/Message"}, {"required": ["type"]}],
                 },
                 "Delivery": {
                     "oneOf": [
-                        {"$ref": "#/components/schemas/TypedMessage"},
-                        {"type": "array", "items": {"$ref": "#/components/schemas/TypedMessage"}},
+                        {"$ref": "#/components/schemas/Message"},
+                        {"type": "array", "items": {"$ref": "#/components/schemas/Message"}},
                     ]
                 },
                 "Accepted": {

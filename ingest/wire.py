@@ -3,7 +3,7 @@ those; `ingest.door` judges each message."""
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Any, Final
 
 import msgspec
 
@@ -20,10 +20,18 @@ class BatchBody(msgspec.Struct, frozen=True):
     # Read whole, and judged as each message's own are (`ingest.door.decode_object`).
     context: msgspec.Raw = msgspec.field(default_factory=lambda: msgspec.Raw(b"null"))
     integrations: msgspec.Raw = msgspec.field(default_factory=lambda: msgspec.Raw(b"null"))
-    writeKey: str | None = None
+    writeKey: Any = None  # a key only when it is text
+
+    @property
+    def write_key(self) -> str | None:
+        return self.writeKey if isinstance(self.writeKey, str) else None
 
 
 class KeyOnly(msgspec.Struct, frozen=True):
     """A single message, read only for a `writeKey` in its body."""
 
-    writeKey: str | None = None
+    writeKey: Any = None  # a key only when it is text
+
+    @property
+    def write_key(self) -> str | None:
+        return self.writeKey if isinstance(self.writeKey, str) else None

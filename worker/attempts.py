@@ -71,7 +71,11 @@ class BatchAttempts:
         """Apply the batch, adding to `poison` the calls that cannot be applied; None if
         stopped before it was done (calls applied meanwhile are duplicates next time)."""
         result = await self._until_settled([c for _, c in calls])
-        if result is None or isinstance(result, Outcome):
+        if result is None:
+            return None
+        if isinstance(result, Outcome):
+            records = {id(call): record for record, call in calls}
+            poison.extend(DeadLetter(records[id(c)], why, c) for c, why in result.refused)
             return result
         if len(calls) == 1:
             [(record, call)] = calls

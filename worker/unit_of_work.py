@@ -26,16 +26,20 @@ class Outcome:
 
     calls: Counter[tuple[str, str]] = field(default_factory=Counter)  # (call type, outcome)
     warnings: Counter[str] = field(default_factory=Counter)  # by kind, recorded or not
+    # Calls that cannot be applied, and why: they are neither applied nor claimed.
+    refused: list[tuple[AnyCall, str]] = field(default_factory=list)
 
     def add(self, other: Outcome) -> None:
         self.calls.update(other.calls)
         self.warnings.update(other.warnings)
+        self.refused += other.refused
 
 
 async def apply_calls(conn: Conn, calls: list[AnyCall]) -> Outcome:
     """Apply `calls` exactly once each, in one transaction."""
     outcome = Outcome()
     async with conn.transaction():
+        calls = await _without_missing_workspaces(conn, calls, outcome)
         fresh = await _claim(conn, calls, outcome)
         fresh.sort(key=lambda c: c.version)
         batch = Batch(await _load(conn, fresh))
@@ -70,6 +74,21 @@ def _row(call: AnyCall, warning: IngestionWarning) -> dict[str, Any]:
         "anonymous_id": call.anonymous_id,
         "detail": warning.detail,
     }
+
+
+async def _without_missing_workspaces(
+    conn: Conn, calls: list[AnyCall], outcome: Outcome
+) -> list[AnyCall]:
+    """Calls of a workspace Postgres does not have are refused before anything is written
+    for them (their messageIds stay unclaimed), so that once the workspace is restored,
+    `sextant dlq replay` applies them."""
+    existing = await ledger.existing_workspaces(conn, (c.workspace_id for c in calls))
+    if len(existing) == len({c.workspace_id for c in calls}):
+        return calls
+    for call in calls:
+        if call.workspace_id not in existing:
+            outcome.refused.append((call, f"no workspace {call.workspace_id} in the database"))
+    return [c for c in calls if c.workspace_id in existing]
 
 
 async def _claim(conn: Conn, calls: list[AnyCall], outcome: Outcome) -> list[AnyCall]:

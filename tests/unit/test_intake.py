@@ -195,7 +195,6 @@ def test_partner_body_is_an_object_or_an_array() -> None:
         (b'{"batch": 1}', BodyShape.BATCH, "batch"),
         (b"{}", BodyShape.BATCH, "batch"),
         (b'"text"', BodyShape.PARTNER, "array"),
-        (b'{"writeKey": 5}', BodyShape.SINGLE, "writeKey"),
         (b'{"batch": [], "context": "x"}', BodyShape.BATCH, "context"),
     ],
 )
@@ -204,6 +203,17 @@ def test_malformed_bodies_are_invalid(body: bytes, shape: BodyShape, fragment: s
     with pytest.raises(InvalidRequest) as raised:
         parse_body(body, shape)
     assert fragment in raised.value.message
+
+
+@pytest.mark.parametrize("shape", list(BodyShape))
+def test_a_write_key_that_is_not_text_is_no_key(shape: BodyShape) -> None:
+    message = b'{"type": "identify", "userId": "u", "writeKey": 5}'
+    body = {
+        BodyShape.SINGLE: message,
+        BodyShape.PARTNER: message,
+        BodyShape.BATCH: b'{"batch": [' + message + b'], "writeKey": {"k": 1}}',
+    }[shape]
+    assert parse_body(body, shape).write_key is None
 
 
 def test_batch_over_the_count_limit_is_too_large() -> None:

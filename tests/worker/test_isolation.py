@@ -4,7 +4,7 @@ reason, its batch-mates apply, and the partition moves on."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import asyncpg
 import msgspec
@@ -27,17 +27,33 @@ def record(offset: int) -> ConsumerRecord[bytes, bytes]:
     return ConsumerRecord("t", 0, offset, 0, 0, None, b"", None, 0, 0, ())
 
 
-async def test_a_refused_call_is_found_by_splitting_and_its_batch_mates_apply(
+@pytest.fixture
+async def poison_events(db: asyncpg.Connection, workspace: CreatedKey) -> AsyncIterator[None]:
+    """Postgres itself refuses this workspace's events named "Poison": a trigger raises."""
+    await db.execute(
+        f"""CREATE FUNCTION refuse_poison() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN
+              IF NEW.workspace_id = {workspace.workspace_id} AND NEW.name = 'Poison' THEN
+                RAISE EXCEPTION 'poison refused';
+              END IF;
+              RETURN NEW;
+            END $$;
+            CREATE TRIGGER refuse_poison BEFORE INSERT ON events
+               FOR EACH ROW EXECUTE FUNCTION refuse_poison();"""
+    )
+    yield
+    await db.execute("DROP TRIGGER refuse_poison ON events; DROP FUNCTION refuse_poison();")
+
+
+@pytest.mark.usefixtures("poison_events")
+async def test_calls_postgres_refuses_are_found_by_splitting_and_their_batch_mates_apply(
     pool: asyncpg.Pool, db: asyncpg.Connection, workspace: CreatedKey
 ) -> None:
-    """Three calls Postgres refuses (their workspace is gone) among 200 good ones: the 200
-    apply, the three are the only dead letters, found in far fewer transactions than one
-    per call."""
-    lost_id = int(await db.fetchval("SELECT coalesce(max(id), 0) + 1000 FROM workspaces"))
-    lost = CreatedKey("lost", "default", "", "", lost_id, 1)
+    """Three calls Postgres refuses among 200 good ones: the 200 apply, the three are the
+    only dead letters, found in far fewer transactions than one per call."""
     calls = [call(workspace, type="track", userId=f"u{i}", event="E") for i in range(200)]
     for at in (17, 90, 151):
-        calls.insert(at, call(lost, type="track", userId="x", event="E"))
+        calls.insert(at, call(workspace, type="track", userId="x", event="Poison"))
     metrics = WorkerMetrics()
     attempts = BatchAttempts(pool, metrics, asyncio.Event(), lambda ready, why: None)
     poison: list[DeadLetter] = []
@@ -48,7 +64,7 @@ async def test_a_refused_call_is_found_by_splitting_and_its_batch_mates_apply(
     assert outcome is not None
     assert outcome.calls[("track", "applied")] == 200
     assert sorted(letter.record.offset for letter in poison) == [17, 90, 151]
-    assert all(f"no workspace {lost_id}" in letter.reason for letter in poison)
+    assert all("poison refused" in letter.reason for letter in poison)
     events = await db.fetchval(
         "SELECT count(*) FROM events WHERE workspace_id = $1", workspace.workspace_id
     )
@@ -56,6 +72,35 @@ async def test_a_refused_call_is_found_by_splitting_and_its_batch_mates_apply(
     # Each split costs two transactions; one call at a time would have cost 203.
     assert splits is not None
     assert 2 * splits < 60
+
+
+async def test_calls_of_a_missing_workspace_are_refused_before_anything_is_written(
+    pool: asyncpg.Pool, db: asyncpg.Connection, workspace: CreatedKey
+) -> None:
+    """No split needed, and their messageIds stay unclaimed for a replay after a restore."""
+    lost_id = int(await db.fetchval("SELECT coalesce(max(id), 0) + 1000 FROM workspaces"))
+    lost = CreatedKey("lost", "default", "", "", lost_id, 1)
+    calls = [call(workspace, type="track", userId=f"u{i}", event="E") for i in range(50)]
+    calls.insert(20, call(lost, type="track", userId="x", event="E", messageId="lost-1"))
+    metrics = WorkerMetrics()
+    attempts = BatchAttempts(pool, metrics, asyncio.Event(), lambda ready, why: None)
+    poison: list[DeadLetter] = []
+
+    outcome = await attempts.apply([(record(i), c) for i, c in enumerate(calls)], poison)
+
+    assert outcome is not None
+    assert outcome.calls[("track", "applied")] == 50
+    assert [(p.record.offset, p.reason) for p in poison] == [
+        (20, f"no workspace {lost_id} in the database")
+    ]
+    assert (
+        metrics.registry.get_sample_value("sextant_worker_retries_total", {"reason": "split"})
+        is None
+    )
+    claimed = await db.fetchval(
+        "SELECT count(*) FROM processed_messages WHERE workspace_id = $1", lost_id
+    )
+    assert claimed == 0
 
 
 HOSTILE: list[tuple[str, bytes | None]] = [

@@ -88,7 +88,7 @@ async def test_every_segment_example_is_applied_or_refused_with_its_reason(
         )
     }
     # Segment's docs give several examples one messageId: only the first of those applies.
-    assert {"Account Created", "Registered", "Trial Started", "Audience Entered"} <= names
+    assert {"Account Created", "Trial Started", "Audience Entered", "Signed Up"} <= names
 
 
 async def test_segments_deletion_request_is_accepted_as_it_is_sent(

@@ -70,6 +70,8 @@ SELECT workspace_id, id, block_free_email_users
  WHERE id = ANY($1::bigint[])
 """
 
+_WORKSPACES = "SELECT id FROM workspaces WHERE id = ANY($1::bigint[])"
+
 _PRUNE = """
 DELETE FROM processed_messages
  WHERE (workspace_id, message_id) IN (
@@ -140,6 +142,11 @@ async def blocking_connectors(conn: Conn, connector_ids: Iterable[int]) -> set[i
     """The connectors among these that block free-email users."""
     rows = await conn.fetch(_CONNECTORS, sorted(set(connector_ids)))
     return {r["id"] for r in rows if r["block_free_email_users"]}
+
+
+async def existing_workspaces(conn: Conn, workspace_ids: Iterable[int]) -> set[int]:
+    """The workspaces among these that Postgres has."""
+    return {r["id"] for r in await conn.fetch(_WORKSPACES, sorted(set(workspace_ids)))}
 
 
 async def prune(conn: Conn, keep_days: int, limit: int) -> int:
