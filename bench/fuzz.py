@@ -92,16 +92,27 @@ def main() -> int:
             _wait_ready(url)
             config = Path(__file__).with_name("schemathesis.toml")
             command = [schemathesis, "--config-file", str(config), "run", f"{url}/openapi.json"]
-            command += ["--checks", "all"]
-            command += ["--max-time", str(SECONDS), "--header", f"Authorization: Bearer {key}"]
+            command += ["--checks", "all", "--header", f"Authorization: Bearer {key}"]
             command += ["--report-dir", reports, "--warnings", "off"]
-            run = subprocess.run(command, check=False)
+            # A batch is judged message by message: a message made invalid is refused by its
+            # index and the valid rest accepted (200), so a batch schemathesis made invalid
+            # in one message is rightly answered 200. Batches are fuzzed with every other
+            # check; tests/worker/test_door_fuzz.py checks their per-index refusals.
+            batches = ["--include-path-regex", "^/(v1/batch|v1/import|segment)$"]
+            runs = [
+                [*command, "--exclude-path-regex", batches[1]],
+                [*command, *batches, "--exclude-checks", "negative_data_rejection"],
+            ]
+            failed = 0
+            for each in runs:
+                budget = ["--max-time", str(max(SECONDS // len(runs), 1))]
+                failed |= subprocess.run([*each, *budget], check=False).returncode
             lag = asyncio.run(_drained(settings))
             letters = asyncio.run(list_dead_letters(settings))
-    print(f"fuzz: schemathesis exit {run.returncode}; lag left {lag}; dead letters {len(letters)}")
+    print(f"fuzz: schemathesis exit {failed}; lag left {lag}; dead letters {len(letters)}")
     for letter in letters[:20]:
         print(f"  dead letter: {letter.reason}")
-    return 1 if run.returncode or letters or lag else 0
+    return 1 if failed or letters or lag else 0
 
 
 if __name__ == "__main__":

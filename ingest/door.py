@@ -314,7 +314,7 @@ def _text(container: dict[str, Any], name: str, path: str, mends: Mends, longest
         return
     if isinstance(value, bool | int | float):
         container[name] = json.dumps(value)
-        mends.coerced(path, f"a {_json_type(value)} made text")
+        mends.coerced(path, f"{_json_type(value)} made text")
         return
     del container[name]
     mends.dropped(path, f"expected a string, got {_json_type(value)}")
