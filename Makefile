@@ -11,6 +11,7 @@ DEVENV := [ -n "$$DATABASE_URL" ] || [ ! -f .sextant/dev.env ] || . ./.sextant/d
 .DEFAULT_GOAL := help
 .PHONY: help install run test test-fast lint format migrate key keys revoke clean bench fuzz fuzz-door \
         status lag dlq dlq-replay replay topics partitions workspace-restore warnings \
+        suppress unsuppress suppressions forget identifier-block identifier-unblock identifiers \
         image compose-up compose-down
 
 help: ## list the targets
@@ -61,6 +62,34 @@ status: $(STAMP) ## can Sextant reach Postgres and Kafka? (exit 1 if not)
 
 lag: $(STAMP) ## the workers' consumer-group lag per partition
 	@$(DEVENV) $(BIN)/sextant lag
+
+suppress: $(STAMP) ## skip every call of a userId: make suppress WORKSPACE=acme USER_ID=u1
+	@[ -n "$(WORKSPACE)" ] && [ -n "$(USER_ID)" ] || { echo "usage: make suppress WORKSPACE=name USER_ID=id"; exit 2; }
+	@$(DEVENV) $(BIN)/sextant suppress --workspace '$(WORKSPACE)' --user-id '$(USER_ID)'
+
+unsuppress: $(STAMP) ## take a suppressed userId's calls again: make unsuppress WORKSPACE=acme USER_ID=u1
+	@[ -n "$(WORKSPACE)" ] && [ -n "$(USER_ID)" ] || { echo "usage: make unsuppress WORKSPACE=name USER_ID=id"; exit 2; }
+	@$(DEVENV) $(BIN)/sextant unsuppress --workspace '$(WORKSPACE)' --user-id '$(USER_ID)'
+
+suppressions: $(STAMP) ## a workspace's suppressed userIds: make suppressions WORKSPACE=acme
+	@test -n "$(WORKSPACE)" || { echo "usage: make suppressions WORKSPACE=name"; exit 2; }
+	@$(DEVENV) $(BIN)/sextant suppress list --workspace '$(WORKSPACE)'
+
+forget: $(STAMP) ## delete a user and what was received for it: make forget WORKSPACE=acme USER_ID=u1
+	@[ -n "$(WORKSPACE)" ] && [ -n "$(USER_ID)" ] || { echo "usage: make forget WORKSPACE=name USER_ID=id"; exit 2; }
+	@$(DEVENV) $(BIN)/sextant user delete --workspace '$(WORKSPACE)' --user-id '$(USER_ID)'
+
+identifier-block: $(STAMP) ## treat a value as no identity: make identifier-block WORKSPACE=acme VALUE=test
+	@[ -n "$(WORKSPACE)" ] && [ -n "$(VALUE)" ] || { echo "usage: make identifier-block WORKSPACE=name VALUE=value"; exit 2; }
+	@$(DEVENV) $(BIN)/sextant identifier block --workspace '$(WORKSPACE)' '$(VALUE)'
+
+identifier-unblock: $(STAMP) ## accept a blocked value again: make identifier-unblock WORKSPACE=acme VALUE=test
+	@[ -n "$(WORKSPACE)" ] && [ -n "$(VALUE)" ] || { echo "usage: make identifier-unblock WORKSPACE=name VALUE=value"; exit 2; }
+	@$(DEVENV) $(BIN)/sextant identifier unblock --workspace '$(WORKSPACE)' '$(VALUE)'
+
+identifiers: $(STAMP) ## a workspace's own blocked identifier values: make identifiers WORKSPACE=acme
+	@test -n "$(WORKSPACE)" || { echo "usage: make identifiers WORKSPACE=name"; exit 2; }
+	@$(DEVENV) $(BIN)/sextant identifier list --workspace '$(WORKSPACE)'
 
 # make warnings WORKSPACE=acme [KIND=field_dropped] [SINCE=2026-05-01T00:00Z]
 warnings: $(STAMP) ## a workspace's ingestion warnings, newest first: make warnings WORKSPACE=acme

@@ -8,7 +8,7 @@ import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import msgspec
@@ -16,9 +16,11 @@ import structlog
 from aiohttp import web
 
 from ingest.auth import check_origin, check_signature, key_from_headers
+from ingest.door import Arrival
 from ingest.framing import answer_unparsed_requests_in_json
 from ingest.intake import BodyShape, Intake, decompress, parse_body, prepare
 from ingest.keys import Credential, KeyStore
+from ingest.lists import ListStore
 from ingest.metrics import IngestMetrics
 from ingest.openapi import openapi_document
 from ingest.producer import Publisher
@@ -58,8 +60,13 @@ class Receiver:
 
     settings: Settings
     keys: KeyStore
+    lists: ListStore
     publisher: Publisher
     metrics: IngestMetrics
+
+    @property
+    def future_tolerance(self) -> timedelta:
+        return timedelta(seconds=self.settings.future_tolerance_seconds)
 
 
 RECEIVER = web.AppKey("receiver", Receiver)
@@ -82,7 +89,10 @@ def create_app(settings: Settings) -> web.Application:
         receiver = app.get(RECEIVER)
         if receiver is None:
             return {"broker": False, "keys": False}
-        return {"broker": receiver.publisher.broker_ok, "keys": receiver.keys.loaded}
+        return {
+            "broker": receiver.publisher.broker_ok,
+            "keys": receiver.keys.loaded and receiver.lists.loaded,
+        }
 
     add_probes(app, readiness, app[METRICS].registry)
     app.router.add_get("/openapi.json", _openapi)
@@ -106,14 +116,17 @@ async def _receiver_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     pool = await create_pool(settings, max_size=2)
     keys = KeyStore(pool, settings.key_refresh_seconds)
+    lists = ListStore(pool, settings.key_refresh_seconds)
     publisher = Publisher(settings, app[METRICS])
     try:
         await keys.load()
+        await lists.load()
         await ensure_topics(settings)
         await publisher.start()
-        app[RECEIVER] = Receiver(settings, keys, publisher, app[METRICS])
+        app[RECEIVER] = Receiver(settings, keys, lists, publisher, app[METRICS])
         tasks = [
             asyncio.create_task(keys.refresh_forever(), name="key-refresh"),
+            asyncio.create_task(lists.refresh_forever(), name="lists-refresh"),
             asyncio.create_task(publisher.probe_forever(), name="broker-probe"),
         ]
         log.info("receiver_ready", topic=settings.kafka_topic)
@@ -142,12 +155,18 @@ def _handler(route: str, shape: BodyShape, default_type: str | None) -> Handler:
         if credential is None:
             credential = await _authorize(receiver, parsed.write_key, request, raw)
         structlog.contextvars.bind_contextvars(workspace=credential.workspace_id)
+        arrival = Arrival(
+            received_at=datetime.now(UTC),
+            correct_clock=shape is not BodyShape.PARTNER,
+            future_tolerance=receiver.future_tolerance,
+            lists=receiver.lists.of(credential.workspace_id),
+        )
         intake = prepare(
             parsed,
+            arrival,
             default_type=default_type,
             stamp=Stamp(credential.workspace_id, credential.connector_id),
             destination=receiver.settings.destination_name,
-            received_at=_now_iso(),
         )
         await receiver.publisher.publish(intake.records)
         _count(receiver.metrics, intake)
@@ -184,18 +203,6 @@ async def _read_body(request: web.Request) -> bytes:
         if len(body) > MAX_REQUEST_BYTES:
             raise TooLarge(f"request is over {MAX_REQUEST_BYTES // 1024} KB")
     return bytes(body)
-
-
-_last_ms: list[Any] = [0, ""]
-
-
-def _now_iso() -> str:
-    """The receive time in milliseconds; formatted once per millisecond, not per request."""
-    ms = time.time_ns() // 1_000_000
-    if ms != _last_ms[0]:
-        at = datetime.fromtimestamp(ms / 1000, UTC)
-        _last_ms[:] = [ms, at.isoformat(timespec="milliseconds").replace("+00:00", "Z")]
-    return str(_last_ms[1])
 
 
 def _count(metrics: IngestMetrics, intake: Intake) -> None:

@@ -11,26 +11,24 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
-import re
 import uuid
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any, Final
 
-import msgspec
-
-from ingest.scan import nests_deeper_than
-from ingest.timestamps import format_timestamp, parse_timestamp
+from ingest.lists import NO_LISTS, WorkspaceLists
+from ingest.mending import Mends, decode_object
+from ingest.timestamps import call_time, format_timestamp, parse_timestamp
 from ingest.wire import MAX_MESSAGE_BYTES
 from sextant.calls import (
     CALL_TYPES,
     MAX_ATTRIBUTE_NAME_LENGTH,
-    MAX_DEPTH,
     MAX_ID_LENGTH,
     MAX_MESSAGE_ID_LENGTH,
     IngestionWarning,
 )
 from sextant.errors import InvalidRequest, TooLarge, UnsupportedType
+from sextant.identifiers import BUILT_IN, comparable
 
 _IDENTIFIERS: Final = ("userId", "anonymousId", "previousId", "groupId")
 _OBJECTS: Final = ("context", "integrations", "traits", "properties")
@@ -55,15 +53,21 @@ _CONTEXT_OBJECTS: Final = (
     "personas",
 )
 _PERSONAS_TEXTS: Final = ("computation_class", "computation_key", "computation_id", "space_id")
+_NOT_AN_IDENTITY: Final = "a value no user can have (sextant identifier list); treated as absent"
 # Members of `context` whose type the door checks; the others are kept as they are.
 JUDGED_CONTEXT: Final = frozenset({*_CONTEXT_TEXTS, *_CONTEXT_OBJECTS, "active"})
-_LARGEST_DOUBLE: Final = 1.7976931348623157e308
 
-_decoder = msgspec.json.Decoder()
-# Hints that a message needs a walk through all of it; most messages have none.
-_NUL: Final = b"\\u0000"
-_HUGE_INTEGER = re.compile(rb"\d{309}")
-_SURROGATE = re.compile(rb"\\u[dD][89abAB]")
+
+@dataclass(frozen=True, slots=True)
+class Arrival:
+    """What the door knows of a request: when and by which route it arrived, and the
+    workspace's own lists."""
+
+    received_at: datetime
+    # /v1/* (libraries): correct the device's clock by sentAt; /segment: Segment already did.
+    correct_clock: bool = True
+    future_tolerance: timedelta = timedelta(seconds=600)
+    lists: WorkspaceLists = NO_LISTS
 
 
 @dataclass(slots=True)
@@ -73,28 +77,13 @@ class Admitted:
     call_type: str
     identity: str  # its userId, else its anonymousId: the Kafka key after the workspace
     message: dict[str, Any]
+    call_time: datetime  # what orders last-writer-wins
     warnings: list[IngestionWarning] = field(default_factory=list)
-
-
-class Mends:
-    """The warnings of one message (or a batch's own fields), written as the door mends it."""
-
-    def __init__(self) -> None:
-        self.warnings: list[IngestionWarning] = []
-
-    def dropped(self, path: str, reason: str) -> None:
-        self.warnings.append(IngestionWarning("field_dropped", {"field": path, "reason": reason}))
-
-    def coerced(self, path: str, reason: str) -> None:
-        self.warnings.append(IngestionWarning("field_coerced", {"field": path, "reason": reason}))
-
-    def unparsable(self, path: str, value: str) -> None:
-        detail = {"field": path, "value": value[:100], "reason": "not a timestamp; ignored"}
-        self.warnings.append(IngestionWarning("timestamp_unparsable", detail))
 
 
 def admit(
     raw: bytes,
+    arrival: Arrival,
     *,
     default_type: str | None,
     batch_context: dict[str, Any] | None = None,
@@ -109,11 +98,13 @@ def admit(
     call_type = _call_type(message, default_type)
     for name in _STAMPS:
         message.pop(name, None)
-    for name in _IDENTIFIERS:
-        _identifier(message, name, mends)
+    blocked = [
+        found
+        for name in _IDENTIFIERS
+        if (found := _identifier(message, name, arrival.lists.blocked, mends)) is not None
+    ]
     _message_id(message, raw, mends)
-    for name in _TIMESTAMPS:
-        _timestamp(message, name, mends)
+    moments = {name: _timestamp(message, name, mends) for name in _TIMESTAMPS}
     for name in _OBJECTS:
         _object(message, name, mends)
     for name in _SPEC_TEXTS:
@@ -123,106 +114,10 @@ def admit(
     for name in ("traits", "properties"):
         if isinstance(attributes := message.get(name), dict):
             _attribute_names(attributes, name, mends)
-    identity = _required(message, call_type)
+    identity = _required(message, call_type, blocked)
     message["type"] = call_type
-    return Admitted(call_type, identity, message, mends.warnings)
-
-
-def decode_object(raw: bytes, mends: Mends, what: str, root: str = "") -> dict[str, Any]:
-    """`raw` as a JSON object no deeper than the limit, mended: its numbers in a double's
-    range and its text free of NUL."""
-    if nests_deeper_than(raw, MAX_DEPTH):
-        raise InvalidRequest(f"{what} is nested deeper than {MAX_DEPTH} levels")
-    out_of_range = False
-    try:
-        value = _decoder.decode(raw)
-    except msgspec.ValidationError:  # a number outside a double's range
-        value, out_of_range = _decode_out_of_range(raw, what), True
-    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as e:
-        raise InvalidRequest(_not_json(raw, what, e)) from e
-    if not isinstance(value, dict):
-        raise InvalidRequest(f"{what} is not a JSON object")
-    if out_of_range or _NUL in raw or _HUGE_INTEGER.search(raw):
-        return _clean_all(value, mends, root)
-    return value
-
-
-# --- decoding ---------------------------------------------------------------------------
-
-_OUT = object()  # a number outside a double's range, as the lenient decoder marks it
-
-
-def _decode_out_of_range(raw: bytes, what: str) -> Any:
-    """Decode with numbers outside a double's range marked, for the walk to leave out.
-
-    msgspec refuses such numbers outright; the standard library's decoder hands them to
-    us. The depth is already known to be small, so its recursion is bounded.
-    """
-
-    def number(text: str) -> Any:
-        value = float(text)
-        return value if math.isfinite(value) else _OUT
-
-    def constant(text: str) -> Any:
-        raise ValueError(f"{text} is not JSON")
-
-    try:
-        return json.loads(raw, parse_float=number, parse_int=_integer, parse_constant=constant)
-    except (ValueError, UnicodeDecodeError, RecursionError) as e:
-        raise InvalidRequest(f"{what} is not JSON: {e}") from e
-
-
-def _integer(text: str) -> Any:
-    value = int(text)
-    return value if abs(value) <= _LARGEST_DOUBLE else _OUT
-
-
-def _not_json(raw: bytes, what: str, error: Exception) -> str:
-    if isinstance(error, RecursionError):
-        return f"{what} is nested deeper than {MAX_DEPTH} levels"
-    if isinstance(error, UnicodeDecodeError) or _SURROGATE.search(raw):
-        return f"{what} is not valid Unicode text"
-    return f"{what} is not JSON: {error}"
-
-
-def _clean_all(message: dict[str, Any], mends: Mends, root: str) -> dict[str, Any]:
-    """Remove NUL from every string and key, and leave out numbers outside a double's
-    range, anywhere in the message (at most 32 levels deep, so recursion is bounded)."""
-    nul_fields: list[str] = []
-
-    def clean(value: Any, path: str) -> Any:
-        if isinstance(value, str):
-            if "\x00" in value:
-                nul_fields.append(path)
-                return value.replace("\x00", "")
-            return value
-        if value is _OUT or (isinstance(value, int) and not _in_range(value)):
-            mends.dropped(path, "a number outside the range of a double")
-            return _OUT
-        if isinstance(value, dict):
-            kept = {}
-            for key, item in value.items():
-                name = key.replace("\x00", "") if "\x00" in key else key
-                inner = f"{path}.{name}" if path else name
-                if name != key:
-                    nul_fields.append(inner)
-                cleaned = clean(item, inner)
-                if cleaned is not _OUT:
-                    kept[name] = cleaned
-            return kept
-        if isinstance(value, list):
-            items = [clean(item, f"{path}[{i}]") for i, item in enumerate(value)]
-            return [item for item in items if item is not _OUT]
-        return value
-
-    cleaned: dict[str, Any] = clean(message, root)
-    if nul_fields:
-        mends.coerced(", ".join(nul_fields[:10]), "NUL characters removed")
-    return cleaned
-
-
-def _in_range(value: int) -> bool:
-    return isinstance(value, bool) or abs(value) <= _LARGEST_DOUBLE
+    when = _call_time(moments, arrival, mends)
+    return Admitted(call_type, identity, message, when, mends.warnings)
 
 
 # --- one field at a time ----------------------------------------------------------------
@@ -251,14 +146,29 @@ def _call_type(message: dict[str, Any], default_type: str | None) -> str:
     return call_type
 
 
-def _identifier(message: dict[str, Any], name: str, mends: Mends) -> None:
-    """Identifiers are text: numbers and booleans become text, anything else is left out."""
+def _identifier(
+    message: dict[str, Any], name: str, blocked: frozenset[str], mends: Mends
+) -> str | None:
+    """Identifiers are text: numbers and booleans become text, anything else is left out.
+    A value that is no identity ("null", "0", a workspace's own blocked values) counts as
+    absent; returns it, to name it should the message be left with no identity."""
     _text(message, name, name, mends)
     value = message.get(name)
-    if value == "":
-        del message[name]
-    elif isinstance(value, str) and len(value) > MAX_ID_LENGTH:
+    if not isinstance(value, str):
+        return None
+    if len(value) > MAX_ID_LENGTH:
         raise InvalidRequest(f"{name} is longer than {MAX_ID_LENGTH} characters")
+    if name == "groupId":
+        if not value:
+            del message[name]
+        return None
+    if (kept := comparable(value)) in BUILT_IN or kept in blocked:
+        del message[name]
+        if value:
+            detail = {"field": name, "value": value, "reason": _NOT_AN_IDENTITY}
+            mends.warnings.append(IngestionWarning("blocked_identifier", detail))
+        return f"{name} {value!r}"
+    return None
 
 
 def _message_id(message: dict[str, Any], raw: bytes, mends: Mends) -> None:
@@ -276,17 +186,41 @@ def content_message_id(raw: bytes) -> str:
     return str(uuid.UUID(bytes=hashlib.sha256(raw).digest()[:16]))
 
 
-def _timestamp(message: dict[str, Any], name: str, mends: Mends) -> None:
+def _timestamp(message: dict[str, Any], name: str, mends: Mends) -> datetime | None:
     value = message.get(name)
     if value is None:
         message.pop(name, None)
-        return
+        return None
     moment = parse_timestamp(value) if isinstance(value, str) else None
     if moment is None:
         del message[name]
         mends.unparsable(name, value if isinstance(value, str) else json.dumps(value)[:100])
     else:
         message[name] = format_timestamp(moment)
+    return moment
+
+
+def _call_time(moments: dict[str, datetime | None], arrival: Arrival, mends: Mends) -> datetime:
+    """The call's time: its `timestamp`, else `originalTimestamp`, corrected for the device's
+    clock on /v1/*, else when we received it; never later than the receipt plus the
+    tolerance (a device clock years ahead would otherwise win every field forever)."""
+    original = moments["timestamp"] or moments["originalTimestamp"]
+    received = arrival.received_at
+    moment = call_time(original, moments["sentAt"], received, correct=arrival.correct_clock)
+    if moment - received > arrival.future_tolerance:
+        mends.warnings.append(
+            IngestionWarning(
+                "timestamp_in_future",
+                {
+                    "call_time": format_timestamp(moment),
+                    "received_at": format_timestamp(received),
+                    "reason": "later than its receipt by more than "
+                    f"{arrival.future_tolerance.total_seconds():g} s; the receipt is used",
+                },
+            )
+        )
+        return received
+    return moment
 
 
 def _object(container: dict[str, Any], name: str, mends: Mends, path: str = "") -> None:
@@ -342,10 +276,15 @@ def _attribute_names(attributes: dict[str, Any], where: str, mends: Mends) -> No
         mends.dropped(f"{where}.{name[:40]}...", f"a name longer than {MAX_ATTRIBUTE_NAME_LENGTH}")
 
 
-def _required(message: dict[str, Any], call_type: str) -> str:
+def _required(message: dict[str, Any], call_type: str, blocked: list[str]) -> str:
     """What each call type cannot be applied without; returns the call's identity."""
     user_id, anonymous_id = message.get("userId"), message.get("anonymousId")
     if not user_id and not anonymous_id:
+        if blocked:
+            raise InvalidRequest(
+                f"message has neither userId nor anonymousId: {', '.join(blocked)} "
+                f"{'is' if len(blocked) == 1 else 'are'} not an identity"
+            )
         raise InvalidRequest("message has neither userId nor anonymousId")
     if call_type == "track":
         event = message.get("event")

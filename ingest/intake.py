@@ -14,7 +14,9 @@ from typing import Any
 import msgspec
 
 from ingest import scan
-from ingest.door import Admitted, Mends, admit, decode_object
+from ingest.door import Admitted, Arrival, admit
+from ingest.mending import Mends, decode_object
+from ingest.timestamps import format_timestamp
 from ingest.wire import MAX_BATCH_MESSAGES, MAX_REQUEST_BYTES, BatchBody, KeyOnly
 from sextant.calls import CALL_DECODER, MAX_DEPTH, STAMP_FIELD, IngestionWarning, Stamp
 from sextant.errors import InvalidRequest, RequestRejected, TooLarge, UnsupportedType
@@ -163,25 +165,29 @@ def _described(shape: BodyShape) -> str:
 
 def prepare(
     parsed: ParsedBody,
+    arrival: Arrival,
     *,
     default_type: str | None,
     stamp: Stamp,
     destination: str,
-    received_at: str,
 ) -> Intake:
     """Judge each message and build its Kafka record; refused ones are listed by index."""
     intake = Intake()
     refusals: set[type[RequestRejected]] = set()
     workspace = f"{stamp.workspace_id}:"
+    received_at = format_timestamp(arrival.received_at)
     for index, raw in enumerate(parsed.messages):
         try:
             admitted = admit(
                 raw,
+                arrival,
                 default_type=default_type,
                 batch_context=parsed.context,
                 batch_integrations=parsed.integrations,
             )
-            if not is_enabled(admitted.message.get("integrations"), destination):
+            if not is_enabled(admitted.message.get("integrations"), destination) or (
+                _suppressed(admitted, arrival)
+            ):
                 intake.skipped += 1
                 continue
             value = _record(admitted, stamp, parsed.warnings, received_at)
@@ -196,6 +202,12 @@ def prepare(
     return intake
 
 
+def _suppressed(admitted: Admitted, arrival: Arrival) -> bool:
+    """A suppressed userId's calls are not forwarded; its deletes are."""
+    user_id = admitted.message.get("userId")
+    return admitted.call_type != "delete" and user_id in arrival.lists.suppressed
+
+
 def _record(
     admitted: Admitted, stamp: Stamp, batch_warnings: list[IngestionWarning], received_at: str
 ) -> bytes:
@@ -204,7 +216,9 @@ def _record(
     message = admitted.message
     message["receivedAt"] = received_at
     warnings = batch_warnings + admitted.warnings
-    message[STAMP_FIELD] = msgspec.structs.replace(stamp, warnings=warnings) if warnings else stamp
+    message[STAMP_FIELD] = msgspec.structs.replace(
+        stamp, call_time=admitted.call_time, warnings=warnings
+    )
     try:
         value = _encoder.encode(message)
         CALL_DECODER.decode(value)

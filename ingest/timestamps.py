@@ -37,6 +37,21 @@ def parse_timestamp(text: str) -> datetime | None:
         return None
 
 
+def call_time(
+    original: datetime | None, sent_at: datetime | None, received: datetime, *, correct: bool
+) -> datetime:
+    """When the call happened: its original time, corrected for the device's clock when
+    `correct` as Segment does (received - (sentAt - original)), else when we received it."""
+    if original is None:
+        return received
+    if correct and sent_at is not None:
+        try:
+            return received - (sent_at - original)
+        except OverflowError:  # a correction past the calendar: the clamp deals with it
+            return original
+    return original
+
+
 def format_timestamp(moment: datetime) -> str:
     """The one form the receiver writes: UTC, microseconds, `Z`."""
     return moment.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")

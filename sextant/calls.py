@@ -50,6 +50,8 @@ class Stamp(msgspec.Struct, frozen=True, rename="camel", omit_defaults=True):
 
     workspace_id: int
     connector_id: int
+    # When the call happened, as the receiver decided it (clock corrected, future clamped).
+    call_time: datetime | None = None
     warnings: list[IngestionWarning] = msgspec.field(default_factory=list)
 
 
@@ -138,13 +140,23 @@ class Call(msgspec.Struct, frozen=True, tag_field="type", dict=True, kw_only=Tru
 
     @_once
     def occurred_at(self) -> datetime:
-        """Segment's rule: `timestamp`, else `originalTimestamp`, else when we received it."""
-        return _utc(self.timestamp or self.originalTimestamp or self.receivedAt)
+        """The call time the receiver stamped; for a record from before it did, Segment's
+        rule: `timestamp`, else `originalTimestamp`, else when it was received."""
+        moment = self.sextant.call_time or self.timestamp or self.originalTimestamp
+        return _utc(moment or self.receivedAt)
 
     @_once
     def version(self) -> str:
-        """Sortable as text: call time (fixed width, UTC), then messageId to break ties."""
-        return f"{self.occurred_at.isoformat(timespec='microseconds')[:26]}Z|{self.messageId}"
+        """Sortable as text: call time (fixed width, UTC), then messageId to break ties.
+
+        A delete's time is never earlier than its receipt: it removes what was received
+        before it even where a client's clock stamped it later (up to the receivers'
+        FUTURE_TOLERANCE_SECONDS), and older calls arriving after it stay ignored.
+        """
+        moment = self.occurred_at
+        if type(self) is Delete:
+            moment = max(moment, _utc(self.receivedAt))
+        return f"{_fixed(moment)}|{self.messageId}"
 
     @_once
     def identities(self) -> list[IdentityKey]:
@@ -195,6 +207,11 @@ class Delete(Call, frozen=True, tag="delete"):
 AnyCall = Identify | Track | Page | Screen | Group | Alias | Delete
 
 CALL_DECODER = msgspec.json.Decoder(AnyCall)
+
+
+def _fixed(moment: datetime) -> str:
+    """UTC, microseconds, `Z`: one width for every time, so text order is time order."""
+    return f"{moment.isoformat(timespec='microseconds')[:26]}Z"
 
 
 def _utc(moment: datetime) -> datetime:

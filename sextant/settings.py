@@ -17,6 +17,7 @@ T = TypeVar("T")
 LogFormat = Literal["json", "console"]
 _LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 _TOPIC = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
+_TEN_YEARS = 10 * 365 * 86400  # seconds
 _QUERY_PASSWORD = re.compile(r"(?i)(?<![^&])((?:ssl)?password)=[^&]*")
 
 
@@ -37,6 +38,10 @@ class Settings:
     log_level: str = "info"
     log_format: LogFormat = "json"
     destination_name: str = "Astrolabe"
+    # A call time later than its receipt by more than this is replaced by the receipt.
+    future_tolerance_seconds: int = 600
+    # A guard against abuse: anonymous ids past this are not attached to an identified user.
+    max_anonymous_ids_per_user: int = 500
     # Segment gives a destination 5 s; answer 503 well before it gives up on us.
     broker_ack_timeout: float = 3.0
     # Revocation must reach every receiver within 5 s.
@@ -115,6 +120,14 @@ class Settings:
             log_level=read("LOG_LEVEL", _choice(_LOG_LEVELS), cls.log_level),
             log_format=read("LOG_FORMAT", _choice(("json", "console")), cls.log_format),
             destination_name=read("DESTINATION_NAME", _nonempty, cls.destination_name),
+            future_tolerance_seconds=read(
+                "FUTURE_TOLERANCE_SECONDS",
+                _int_in(0, 10 * 365 * 86400),
+                cls.future_tolerance_seconds,
+            ),
+            max_anonymous_ids_per_user=read(
+                "MAX_ANONYMOUS_IDS_PER_USER", _int_in(1, 1_000_000), cls.max_anonymous_ids_per_user
+            ),
             broker_ack_timeout=read(
                 "BROKER_ACK_TIMEOUT", _float_in(0.05, 4.5), cls.broker_ack_timeout
             ),

@@ -17,6 +17,7 @@ from sextant.errors import BatchConflict
 from sextant.kafka import Record
 from worker.dead_letters import DeadLetter, record_context, refusal
 from worker.metrics import WorkerMetrics
+from worker.rules.state import DEFAULT_LIMITS, Limits
 from worker.unit_of_work import Outcome, apply_calls
 
 log = structlog.get_logger()
@@ -59,8 +60,10 @@ class BatchAttempts:
         metrics: WorkerMetrics,
         stopping: asyncio.Event,
         set_ready: Callable[[bool, str], None],
+        limits: Limits = DEFAULT_LIMITS,
     ) -> None:
         self._pool = pool
+        self._limits = limits
         self._metrics = metrics
         self._stopping = stopping
         self._set_ready = set_ready
@@ -100,7 +103,7 @@ class BatchAttempts:
         while not self._stopping.is_set():
             try:
                 async with self._pool.acquire() as conn:
-                    outcome = await apply_calls(conn, calls)
+                    outcome = await apply_calls(conn, calls, self._limits)
             except _CONFLICTS as e:
                 conflicts += 1
                 self._metrics.retries.labels("conflict").inc()

@@ -32,6 +32,7 @@ from worker import dead_letters
 from worker.attempts import BatchAttempts, sleep_or_stop
 from worker.dead_letters import DeadLetter, record_context
 from worker.metrics import WorkerMetrics
+from worker.rules.state import Limits
 from worker.unit_of_work import Outcome, call_type
 
 log = structlog.get_logger()
@@ -52,7 +53,10 @@ class Worker:
     attempts: BatchAttempts = field(init=False)
 
     def __post_init__(self) -> None:
-        self.attempts = BatchAttempts(self.pool, self.metrics, self.stopping, self.set_ready)
+        limits = Limits(max_anonymous_ids_per_user=self.settings.max_anonymous_ids_per_user)
+        self.attempts = BatchAttempts(
+            self.pool, self.metrics, self.stopping, self.set_ready, limits
+        )
 
     async def run(self) -> None:
         """Run every lane until asked to stop; the batches in hand always finish.

@@ -16,7 +16,8 @@ from typing import Any
 from sextant.calls import AnyCall, Group, Identify, IngestionWarning, Track, identifier
 from sextant.db import Conn
 from sextant.errors import BatchConflict
-from worker.rules.batch import Batch, Changes, Loaded
+from worker.rules.batch import Batch
+from worker.rules.state import DEFAULT_LIMITS, Changes, Limits, Loaded
 from worker.sql import accounts, definitions, events, ledger, users, warnings
 
 
@@ -35,14 +36,14 @@ class Outcome:
         self.refused += other.refused
 
 
-async def apply_calls(conn: Conn, calls: list[AnyCall]) -> Outcome:
+async def apply_calls(conn: Conn, calls: list[AnyCall], limits: Limits = DEFAULT_LIMITS) -> Outcome:
     """Apply `calls` exactly once each, in one transaction."""
     outcome = Outcome()
     async with conn.transaction():
         calls = await _without_missing_workspaces(conn, calls, outcome)
         fresh = await _claim(conn, calls, outcome)
         fresh.sort(key=lambda c: c.version)
-        batch = Batch(await _load(conn, fresh))
+        batch = Batch(await _load(conn, fresh), limits)
         for call in fresh:
             outcome.calls[(call_type(call), batch.apply(call))] += 1
         changes = batch.changes()
@@ -133,6 +134,7 @@ async def _load(conn: Conn, calls: list[AnyCall]) -> Loaded:
     # Lock order: users, then accounts, each by (workspace, id).
     locked = {u.pk: u for u in await users.lock(conn, user_ids, anonymous_ids)}
     loaded.users = list(locked.values())
+    loaded.anonymous_counts = await users.anonymous_id_counts(conn, loaded.users)
     for key, pk in (await users.anonymous_id_owners(conn, anonymous_ids)).items():
         if pk not in locked:  # mapped by another worker after we locked
             raise BatchConflict("an anonymous id changed owner during the batch")

@@ -295,6 +295,7 @@ async def test_each_record_is_stamped(
         assert message["sextant"] == {
             "workspaceId": workspace.workspace_id,
             "connectorId": workspace.connector_id,
+            "callTime": message["receivedAt"],  # no timestamp: the call happened on receipt
         }
         assert datetime.fromisoformat(message["receivedAt"]).tzinfo is not None
     ids = sorted(m["messageId"] for m in messages)
@@ -358,6 +359,7 @@ async def test_client_cannot_set_the_stamps(
     assert record["sextant"] == {
         "workspaceId": workspace.workspace_id,
         "connectorId": workspace.connector_id,
+        "callTime": record["receivedAt"],
     }
     assert record["type"] == "identify"
     assert record["messageId"]

@@ -126,6 +126,9 @@ async def test_operator_targets_run_against_real_services(settings: Settings, ma
         ("replay", "usage: make replay FROM=ISO"),
         ("partitions", "usage: make partitions PARTITIONS="),
         ("workspace-restore", "usage: make workspace-restore WORKSPACE=name ID=id"),
+        ("suppress", "usage: make suppress WORKSPACE=name USER_ID=id"),
+        ("forget", "usage: make forget WORKSPACE=name USER_ID=id"),
+        ("identifier-block", "usage: make identifier-block WORKSPACE=name VALUE=value"),
     ],
 )
 def test_targets_without_their_variables_print_usage(target: str, usage: str, make: Run) -> None:

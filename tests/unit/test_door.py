@@ -4,12 +4,13 @@ that what it admits is what a worker decodes."""
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import msgspec
 import pytest
 
-from ingest.door import Admitted, admit
+from ingest.door import Admitted, Arrival, admit
 from ingest.intake import BodyShape, Intake, parse_body, prepare
 from sextant.calls import CALL_DECODER, Stamp
 from sextant.errors import InvalidRequest, TooLarge
@@ -17,9 +18,13 @@ from sextant.errors import InvalidRequest, TooLarge
 STAMP = Stamp(workspace_id=7, connector_id=3)
 
 
-def door(message: Any, default_type: str | None = None) -> Admitted:
+NOW = datetime(2026, 1, 2, 3, 4, 5, 678000, UTC)
+ARRIVAL = Arrival(received_at=NOW)
+
+
+def door(message: Any, default_type: str | None = None, arrival: Arrival = ARRIVAL) -> Admitted:
     raw = message if isinstance(message, bytes) else json.dumps(message).encode()
-    return admit(raw, default_type=default_type)
+    return admit(raw, arrival, default_type=default_type)
 
 
 def warnings(admitted: Admitted) -> list[tuple[str, str]]:
@@ -29,10 +34,10 @@ def warnings(admitted: Admitted) -> list[tuple[str, str]]:
 def intake(body: bytes, shape: BodyShape = BodyShape.BATCH) -> Intake:
     return prepare(
         parse_body(body, shape),
+        ARRIVAL,
         default_type=None,
         stamp=STAMP,
         destination="Astrolabe",
-        received_at="2026-01-02T03:04:05.678Z",
     )
 
 
@@ -273,3 +278,53 @@ def test_every_admitted_record_decodes_with_the_workers_model() -> None:
     assert call.user_id == "5"
     assert [w.kind for w in call.sextant.warnings] == ["field_coerced", "field_dropped"]
     assert msgspec.json.decode(value)["sextant"]["workspaceId"] == 7
+
+
+# --- call time ---------------------------------------------------------------------------
+
+
+def iso(moment: datetime) -> str:
+    return moment.isoformat().replace("+00:00", "Z")
+
+
+def test_a_device_clock_an_hour_ahead_is_corrected_on_library_routes() -> None:
+    """Segment's rule on /v1/*: received - (sentAt - timestamp)."""
+    ahead = NOW + timedelta(hours=1)
+    message = {**TRACK, "timestamp": iso(ahead - timedelta(seconds=3)), "sentAt": iso(ahead)}
+    assert door(message).call_time == NOW - timedelta(seconds=3)
+
+
+def test_segments_own_delivery_is_trusted_as_it_is_sent() -> None:
+    """/segment: Segment corrected the clock already; its timestamp is the call time."""
+    sent = NOW - timedelta(minutes=5)
+    message = {**TRACK, "timestamp": iso(sent), "sentAt": iso(NOW + timedelta(hours=1))}
+    assert door(message, arrival=Arrival(NOW, correct_clock=False)).call_time == sent
+
+
+def test_original_timestamp_stands_in_for_a_missing_timestamp() -> None:
+    message = {**TRACK, "originalTimestamp": iso(NOW - timedelta(days=1))}
+    assert door(message).call_time == NOW - timedelta(days=1)
+
+
+def test_no_timestamp_means_the_receipt() -> None:
+    assert door(TRACK).call_time == NOW
+
+
+@pytest.mark.parametrize("correct", [True, False])
+def test_a_call_time_in_the_future_is_clamped_to_the_receipt_and_recorded(correct: bool) -> None:
+    """2099 would win every field forever: it becomes the receipt, with a warning."""
+    admitted = door({**TRACK, "timestamp": "2099-01-01T00:00:00Z"}, arrival=Arrival(NOW, correct))
+    [warning] = admitted.warnings
+    assert admitted.call_time == NOW
+    assert warning.kind == "timestamp_in_future"
+    assert warning.detail["call_time"] == "2099-01-01T00:00:00.000000Z"
+
+
+def test_the_clamp_applies_after_the_correction_and_follows_the_tolerance() -> None:
+    """An hour ahead without sentAt cannot be corrected: clamped. Within the tolerance: kept."""
+    ahead = {**TRACK, "timestamp": iso(NOW + timedelta(hours=1))}
+    assert door(ahead).call_time == NOW
+    lenient = Arrival(NOW, future_tolerance=timedelta(hours=2))
+    assert door(ahead, arrival=lenient).call_time == NOW + timedelta(hours=1)
+    slightly = {**TRACK, "timestamp": iso(NOW + timedelta(seconds=30))}
+    assert door(slightly).call_time == NOW + timedelta(seconds=30)

@@ -6,6 +6,7 @@ import gzip
 import json
 import uuid
 import zlib
+from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
@@ -13,7 +14,7 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from ingest.door import JUDGED_CONTEXT, content_message_id
+from ingest.door import JUDGED_CONTEXT, Arrival, content_message_id
 from ingest.intake import (
     BodyShape,
     Intake,
@@ -25,10 +26,13 @@ from ingest.intake import (
 from ingest.wire import MAX_BATCH_MESSAGES, MAX_MESSAGE_BYTES, MAX_REQUEST_BYTES
 from sextant.calls import Stamp
 from sextant.errors import InvalidRequest, TooLarge, UnsupportedType
+from sextant.identifiers import BUILT_IN, comparable
 
 STAMP = Stamp(workspace_id=7, connector_id=3)
-STAMPED = {"workspaceId": 7, "connectorId": 3}
-RECEIVED = "2026-01-02T03:04:05.678Z"
+RECEIVED = "2026-01-02T03:04:05.678000Z"
+ARRIVAL = Arrival(received_at=datetime(2026, 1, 2, 3, 4, 5, 678000, UTC))
+# A message without timestamps happened when it was received.
+STAMPED = {"workspaceId": 7, "connectorId": 3, "callTime": RECEIVED}
 
 
 def intake(
@@ -40,10 +44,10 @@ def intake(
     raw = body if isinstance(body, bytes) else msgspec.json.encode(body)
     return prepare(
         parse_body(raw, shape),
+        ARRIVAL,
         default_type=default_type,
         stamp=STAMP,
         destination=destination,
-        received_at=RECEIVED,
     )
 
 
@@ -432,7 +436,10 @@ _absent = object()
 def messages(draw: st.DrawFn, typed: bool) -> dict[str, Any]:
     """Identify messages the door need not mend, with any other fields, including ones the
     receiver stamps."""
-    message: dict[str, Any] = {"userId": draw(st.text(_no_nul, min_size=1, max_size=8))}
+    user_id = st.text(_no_nul, min_size=1, max_size=8).filter(
+        lambda u: comparable(u) not in BUILT_IN
+    )
+    message: dict[str, Any] = {"userId": draw(user_id)}
     message.update(draw(st.dictionaries(_free_keys, _clean_values, max_size=4)))
     # A body-level writeKey must be text (else the body is refused); the others may be anything.
     for name, values in (

@@ -14,8 +14,9 @@ from typing import Any
 import msgspec
 
 from sextant.calls import AnyCall, decode_call
-from worker.rules.batch import Batch, Changes, Loaded
+from worker.rules.batch import Batch
 from worker.rules.records import Account, User
+from worker.rules.state import DEFAULT_LIMITS, Changes, Limits, Loaded
 
 WS, OTHER_WS, CONNECTOR, BLOCKING_CONNECTOR = 1, 2, 10, 11
 CHROME = (
@@ -52,7 +53,9 @@ class Applied:
         return found
 
 
-def apply(*calls: AnyCall, loaded: Loaded | None = None) -> Applied:
+def apply(
+    *calls: AnyCall, loaded: Loaded | None = None, limits: Limits = DEFAULT_LIMITS
+) -> Applied:
     """Apply calls as the unit of work does: in call-time order, to what it loaded (every
     group of the batch has an account, created empty when new)."""
     loaded = loaded or Loaded()
@@ -60,7 +63,7 @@ def apply(*calls: AnyCall, loaded: Loaded | None = None) -> Applied:
         if c.__class__.__name__ == "Group":
             key = (c.workspace_id, str(c.groupId))  # type: ignore[union-attr]
             loaded.accounts.setdefault(key, Account(key[0], group_id=key[1], inserted=True))
-    batch = Batch(loaded)
+    batch = Batch(loaded, limits)
     outcomes: Counter[tuple[str, str]] = Counter()
     for c in sorted(calls, key=lambda c: c.version):
         outcomes[(type(c).__name__.lower(), batch.apply(c))] += 1
@@ -490,13 +493,33 @@ def test_delete_removes_the_user_and_older_calls_are_ignored() -> None:
     assert [u for u, _ in gone.changes.gone] == [u1]
     assert gone.changes.events == []
     assert set(gone.changes.tombstones) == {(WS, "user_id", "u1"), (WS, "anonymous_id", "a1")}
+    after = "2026-01-04T00:00:00.000Z"  # received after the delete
     later = apply(
         call(
-            {"type": "track", "userId": "u1", "event": "Old", "timestamp": "2026-01-01T12:00:00Z"}
+            {
+                "type": "track",
+                "userId": "u1",
+                "event": "Old",
+                "receivedAt": after,
+                "timestamp": "2026-01-01T12:00:00Z",
+            }
         ),
-        call({"type": "page", "anonymousId": "a1", "timestamp": "2026-01-01T12:00:00Z"}),
         call(
-            {"type": "track", "userId": "u1", "event": "New", "timestamp": "2026-01-03T00:00:00Z"}
+            {
+                "type": "page",
+                "anonymousId": "a1",
+                "timestamp": "2026-01-01T12:00:00Z",
+                "receivedAt": after,
+            }
+        ),
+        call(
+            {
+                "type": "track",
+                "userId": "u1",
+                "event": "New",
+                "receivedAt": after,
+                "timestamp": "2026-01-03T00:00:00Z",
+            }
         ),
         loaded=Loaded(tombstones=gone.changes.tombstones),
     )
@@ -532,3 +555,80 @@ def test_the_same_user_id_in_two_workspaces_is_two_users() -> None:
         (WS, "a@x.io"),
         (OTHER_WS, "b@x.io"),
     ]
+
+
+def test_past_the_cap_a_new_anonymous_id_stays_apart_and_the_call_still_applies() -> None:
+    """A user holding the most anonymous ids allowed gets no more; its identify applies."""
+    u1 = stored("u1")
+    loaded = Loaded(users=[u1], anonymous_counts={u1.pk or 0: 2})
+    result = apply(
+        call({"type": "identify", "userId": "u1", "anonymousId": "a9", "traits": {"plan": "pro"}}),
+        call({"type": "page", "anonymousId": "a9"}),
+        loaded=loaded,
+        limits=Limits(max_anonymous_ids_per_user=2),
+    )
+    [warning] = result.warned("identity_cap_reached")
+    assert (warning["anonymous_id"], warning["limit"]) == ("a9", 2)
+    assert u1.traits == {"plan": "pro"}
+    assert result.changes.anonymous_first_owners[0][2] is not u1  # a9's own anonymous user
+    assert [v.user.user_id for v in result.changes.page_views] == [None]
+
+
+def test_under_the_cap_an_anonymous_id_is_attached() -> None:
+    u1 = stored("u1")
+    result = apply(
+        call({"type": "identify", "userId": "u1", "anonymousId": "a9"}),
+        loaded=Loaded(users=[u1], anonymous_counts={u1.pk or 0: 1}),
+        limits=Limits(max_anonymous_ids_per_user=2),
+    )
+    assert result.warned("identity_cap_reached") == []
+    assert [(aid, owner) for _, aid, owner, _ in result.changes.anonymous_first_owners] == [
+        ("a9", u1)
+    ]
+
+
+def test_a_delete_goes_by_its_receipt_when_its_own_time_is_older() -> None:
+    """Segment's deletion requests carry the time they were asked for (years back, say): the
+    delete still removes what was received before it, and older calls arriving after it
+    stay ignored; only calls newer than its receipt start the user over."""
+    seen = call(
+        {
+            "type": "identify",
+            "userId": "u1",
+            "traits": {"plan": "A"},
+            "timestamp": "2026-01-01T00:00:00Z",
+            "receivedAt": "2026-01-01T00:00:00.000Z",
+        }
+    )
+    delete = call(
+        {
+            "type": "delete",
+            "userId": "u1",
+            "timestamp": "2020-05-09T23:54:49Z",
+            "receivedAt": "2026-01-01T00:01:00.000Z",
+        }
+    )
+    late = call(
+        {
+            "type": "identify",
+            "userId": "u1",
+            "traits": {"plan": "B"},
+            "timestamp": "2026-01-01T00:00:30Z",
+            "receivedAt": "2026-01-01T00:02:00.000Z",
+        }
+    )
+    newer = call(
+        {
+            "type": "track",
+            "userId": "u1",
+            "event": "Back",
+            "timestamp": "2026-01-01T00:03:00Z",
+            "receivedAt": "2026-01-01T00:03:00.000Z",
+        }
+    )
+    removed = apply(seen, delete)
+    assert removed.users == []
+    afterwards = apply(late, newer, loaded=Loaded(tombstones=removed.changes.tombstones))
+    assert afterwards.outcomes[("identify", "deleted")] == 1
+    assert [e.name for e in afterwards.changes.events] == ["Back"]
+    assert [u.traits for u in afterwards.changes.new_users] == [{}]

@@ -8,11 +8,13 @@ import random
 import subprocess
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import asyncpg
+import msgspec
 import pytest
 from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import TopicPartition
@@ -21,13 +23,14 @@ from ingest.app import running
 from ops.devstack import free_port
 from ops.keys import create_key
 from ops.migrate import migrate
+from sextant.calls import decode_call
 from sextant.db import create_pool
 from sextant.settings import Settings
 from tests.support.calls import worker_process
 from tests.support.dumps import dump, visible
-from tests.support.helpers import basic_auth, eventually
+from tests.support.helpers import basic_auth, eventually, read_topic
 from tests.support.services import PausablePostgres
-from tests.worker.test_order_independence import OWNER, USERS, stamp
+from tests.worker.test_order_independence import OWNER, USERS
 from worker.unit_of_work import apply_calls
 
 pytestmark = pytest.mark.slow
@@ -38,6 +41,7 @@ CALLS, PER_REQUEST = 1200, 40
 def stream(seed: int) -> list[dict[str, Any]]:
     """A realistic mix over a few people, with merges and a couple of deletes."""
     rng = random.Random(seed)
+    start = datetime.now(UTC)
     people = [*USERS, *OWNER]  # userIds and their anonymous ids
     messages = []
     for i in range(CALLS):
@@ -66,10 +70,10 @@ def stream(seed: int) -> list[dict[str, Any]]:
             message, who = {"type": "delete"}, {"userId": rng.choice(sorted(USERS))}
         message.update(who)
         message["messageId"] = f"c{i:05d}"
-        second = rng.randint(0, 3599)
-        message["timestamp"] = (
-            f"2026-01-01T{second // 3600:02d}:{second // 60 % 60:02d}:{second % 60:02d}Z"
-        )
+        # Within the receivers' tolerance of now, in any order: deletes go by receipt, so
+        # calls older than a delete's receipt would all be ignored after it.
+        moment = start + timedelta(seconds=rng.randint(0, 599))
+        message["timestamp"] = moment.isoformat().replace("+00:00", "Z")
         messages.append(message)
     return messages
 
@@ -172,14 +176,18 @@ async def test_killed_workers_and_a_postgres_outage_leave_the_rows_of_a_clean_ru
                 return int(done) == CALLS
 
             await eventually(all_applied, timeout=120)
-        # The clean run: each call once, in call-time order.
+        # The clean run: each call once, in call-time order, as the receiver stamped it
+        # (deletes go by receipt too), in the clean workspace.
+        records = [msgspec.json.decode(r.value) for r in await read_topic(settings, CALLS)]
+        for record in records:
+            record["sextant"].update(workspaceId=clean.workspace_id, connectorId=clean.connector_id)
+        ordered = sorted(records, key=lambda m: (m["sextant"]["callTime"], m["messageId"]))
         async with pool.acquire() as conn:
-            ordered = sorted(messages, key=lambda m: (m["timestamp"], m["messageId"]))
             for i in range(0, CALLS, 100):
-                await apply_calls(conn, [stamp(m, clean) for m in ordered[i : i + 100]])
-            # receivedAt is when the receiver got each call: the one field a rerun changes.
-            expected = visible(await dump(conn, clean.workspace_id), ("received_at",))
-            actual = visible(await dump(conn, chaotic.workspace_id), ("received_at",))
+                chunk = ordered[i : i + 100]
+                await apply_calls(conn, [decode_call(msgspec.json.encode(m)) for m in chunk])
+            expected = visible(await dump(conn, clean.workspace_id))
+            actual = visible(await dump(conn, chaotic.workspace_id))
         for table in expected:
             missing = set(expected[table]) - set(actual[table])
             extra = set(actual[table]) - set(expected[table])

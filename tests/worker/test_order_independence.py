@@ -92,7 +92,17 @@ def scenarios(draw: st.DrawFn) -> tuple[list[dict[str, Any]], list[list[int]]]:
     messages = draw(st.lists(calls, min_size=1, max_size=14))
     for i, message in enumerate(messages):
         message["messageId"] = f"m{i:02d}"
-        message["timestamp"] = f"2026-01-01T00:00:{draw(st.integers(0, 9)):02d}Z"
+        # Call times close together, or far off (a skewed or forged clock; the receiver
+        # clamps those, but the rows must not depend on order whatever the stamps say).
+        second = draw(st.integers(0, 9))
+        message["timestamp"] = draw(
+            st.sampled_from([f"2026-01-02T00:00:{second:02d}Z", "2020-05-09T23:54:49Z",
+                             "2099-01-01T00:00:00Z"])
+            if draw(st.integers(0, 4)) == 0
+            else st.just(f"2026-01-02T00:00:{second:02d}Z")
+        )  # fmt: skip
+        # When a receiver got it: a delete is never older than its receipt.
+        message["receivedAt"] = f"2026-01-02T00:00:{draw(st.integers(0, 9)):02d}.000Z"
     order = draw(st.permutations(range(len(messages))))
     extra = draw(st.lists(st.integers(0, len(messages) - 1), max_size=4))
     delivery = list(order)
@@ -111,8 +121,8 @@ def stamp(message: dict[str, Any], workspace: CreatedKey) -> AnyCall:
     return decode_call(
         msgspec.json.encode(
             {
-                **message,
                 "receivedAt": "2026-01-02T00:00:00Z",
+                **message,
                 "sextant": {
                     "workspaceId": workspace.workspace_id,
                     "connectorId": workspace.connector_id,

@@ -505,18 +505,29 @@ async def test_delete_removes_user_and_older_calls_do_not_bring_it_back(
         {"type": "page", "userId": "u1", "timestamp": "2026-01-01T00:01:00Z"},
         {"type": "group", "userId": "u1", "groupId": "g", "timestamp": "2026-01-01T00:02:00Z"},
     )
-    await apply({"type": "delete", "userId": "u1", "timestamp": "2026-01-02T00:00:00Z"})
+    await apply(
+        {
+            "type": "delete",
+            "userId": "u1",
+            "timestamp": "2026-01-02T00:00:00Z",
+            "receivedAt": "2026-01-02T00:00:00.000Z",
+        }
+    )
     gone = [
         await count(db, t, workspace)
         for t in ("users", "page_views", "account_users", "anonymous_ids")
     ]
+    after = "2026-01-03T00:00:00.000Z"  # received after the delete
     late = await apply(
-        {"type": "track", "userId": "u1", "event": "Old", "timestamp": "2026-01-01T12:00:00Z"},
-        {"type": "page", "anonymousId": "a1", "timestamp": "2026-01-01T12:00:00Z"},
-    )
+        {"type": "track", "userId": "u1", "event": "Old", "timestamp": "2026-01-01T12:00:00Z",
+         "receivedAt": after},
+        {"type": "page", "anonymousId": "a1", "timestamp": "2026-01-01T12:00:00Z",
+         "receivedAt": after},
+    )  # fmt: skip
     await apply(
-        {"type": "track", "userId": "u1", "event": "New", "timestamp": "2026-01-03T00:00:00Z"}
-    )
+        {"type": "track", "userId": "u1", "event": "New", "timestamp": "2026-01-03T00:00:00Z",
+         "receivedAt": after}
+    )  # fmt: skip
     assert gone == [0, 0, 0, 0]
     assert (late.calls[("track", "deleted")], late.calls[("page", "deleted")]) == (1, 1)
     assert [

@@ -10,8 +10,6 @@ what they wrote is removed when they came first, so the rows end the same either
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 from sextant.calls import (
@@ -28,9 +26,9 @@ from sextant.calls import (
     identifier,
 )
 from worker.rules import audiences
-from worker.rules.attributes import AttributeType, AttributeTypes, Definitions, Entity
+from worker.rules.attributes import AttributeType, AttributeTypes, Entity
 from worker.rules.free_email import FreeEmailBlocks
-from worker.rules.identity import AnonymousKey, Identities
+from worker.rules.identity import Identities
 from worker.rules.mapping import (
     account_columns,
     context_columns,
@@ -47,48 +45,8 @@ from worker.rules.records import (
     Tombstone,
     User,
 )
+from worker.rules.state import DEFAULT_LIMITS, Changes, EventSeen, Limits, Loaded
 from worker.rules.tombstones import Verdicts, is_older_than_a_delete, judge, remember_pairing
-
-EventSeen = dict[tuple[int, str], tuple[datetime, datetime]]  # (ws, event) -> first, last
-
-
-@dataclass
-class Loaded:
-    """The rows and facts a batch reads before it applies, its users and accounts locked."""
-
-    users: list[User] = field(default_factory=list)
-    anonymous_owners: dict[AnonymousKey, User] = field(default_factory=dict)
-    accounts: dict[tuple[int, str], Account] = field(default_factory=dict)  # by group id
-    definitions: Definitions = field(default_factory=dict)
-    tombstones: dict[IdentityKey, Tombstone] = field(default_factory=dict)
-    blocked: dict[IdentityKey, str] = field(default_factory=dict)
-    blocking_connectors: set[int] = field(default_factory=set)
-
-
-@dataclass
-class Changes:
-    """What a batch writes, in the order it must be written."""
-
-    new_users: list[User]  # given ids first, since the rest refer to them
-    users: list[User]
-    anonymous_first_owners: list[tuple[int, str, User, str]]  # (ws, id, owner, version)
-    anonymous_bumps: list[tuple[int, str, str]]  # (ws, id, newest version naming it)
-    merges: list[tuple[User, User]]  # (merged away, the user it lives in now)
-    unused_accounts: list[Account]
-    accounts: list[Account]
-    members: list[AccountMember]
-    events: list[Event]
-    page_views: list[PageView]
-    event_seen: EventSeen
-    new_definitions: dict[tuple[int, str, str, str], AttributeType]
-    memberships: list[Membership]
-    gone: list[tuple[User, Tombstone]]  # users deleted with every row hanging off them
-    cuts: list[tuple[User, str]]  # users that keep only what is newer than the version
-    tombstones: dict[IdentityKey, Tombstone]
-    block: dict[IdentityKey, str]
-    unblock: set[IdentityKey]
-    warnings: list[tuple[AnyCall, IngestionWarning]]  # found by the rules, per call
-
 
 _FREE_EMAIL_RULE = (
     "the connector ignores users with a free email address until an identify with a work one"
@@ -98,10 +56,17 @@ _FREE_EMAIL_RULE = (
 class Batch:
     """The calls of one batch applied in memory, one at a time, in call-time order."""
 
-    def __init__(self, loaded: Loaded) -> None:
+    def __init__(self, loaded: Loaded, limits: Limits = DEFAULT_LIMITS) -> None:
         self.tombstones = loaded.tombstones
         self.new_tombstones: dict[IdentityKey, Tombstone] = {}
-        self.identities = Identities(loaded.users, loaded.anonymous_owners, self.tombstones)
+        self.identities = Identities(
+            loaded.users,
+            loaded.anonymous_owners,
+            self.tombstones,
+            loaded.anonymous_counts,
+            limits.max_anonymous_ids_per_user,
+        )
+        self.limits = limits
         self.blocks = FreeEmailBlocks(loaded.blocked, loaded.blocking_connectors)
         self.attributes = AttributeTypes(loaded.definitions)
         self.accounts = loaded.accounts
@@ -137,7 +102,8 @@ class Batch:
         return user
 
     def _refused_merges(self, call: AnyCall) -> None:
-        for anonymous_id, owner in self.identities.refused:
+        identities = self.identities
+        for anonymous_id, owner in identities.refused:
             self._warn(
                 call,
                 "merge_refused",
@@ -145,7 +111,17 @@ class Batch:
                 belongs_to_user_id=owner,
                 rule="users with different userIds are never merged",
             )
-        self.identities.refused.clear()
+        for anonymous_id, user_id in identities.capped:
+            self._warn(
+                call,
+                "identity_cap_reached",
+                anonymous_id=anonymous_id,
+                user_id=user_id,
+                limit=self.limits.max_anonymous_ids_per_user,
+                rule="a user holds at most this many anonymous ids; this one stays apart",
+            )
+        identities.refused.clear()
+        identities.capped.clear()
 
     def _typed(
         self,

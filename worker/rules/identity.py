@@ -1,8 +1,9 @@
 """Who a call is about: a user found by userId, else by anonymous id, else created; anonymous
 ids attached to the userId's user, and anonymous users merged into it.
 
-Users with different userIds are never merged. An anonymous id that belonged to a
-deleted user leads calls newer than the delete back to that userId.
+Users with different userIds are never merged. An identified user holds at most `cap`
+anonymous ids: past that, a new one stays with its own anonymous user. An anonymous id
+that belonged to a deleted user leads calls newer than the delete back to that userId.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ class Identities:
         users: list[User],
         anonymous_owners: dict[AnonymousKey, User],
         tombstones: dict[IdentityKey, Tombstone],
+        anonymous_counts: dict[int, int] | None = None,
+        cap: int = 500,
     ) -> None:
         self.loaded = users
         self.by_user_id: dict[AnonymousKey, User] = {
@@ -34,7 +37,12 @@ class Identities:
         self.merged: list[User] = []  # loaded users merged into another
         # (anonymous id, the userId it belongs to) for each merge refused since last taken
         self.refused: list[tuple[str, str]] = []
+        # (anonymous id, the userId) for each one not attached for the cap, since last taken
+        self.capped: list[tuple[str, str]] = []
         self._tombstones = tombstones
+        self._cap = cap
+        counts = anonymous_counts or {}
+        self._held: dict[User, int] = {u: counts.get(u.pk or 0, 0) for u in users}
 
     def user_for(self, call: AnyCall, user_id: str | None, anonymous_id: str | None) -> User:
         """The call's user, created if need be; an anonymous id it names is attached."""
@@ -65,13 +73,17 @@ class Identities:
             else:
                 user = self._new_user(ws, user_id)
             self.by_user_id[(ws, user_id)] = user
-        if anonymous_id is not None:
-            if anonymous is None:
+        if anonymous_id is not None and anonymous is not user:
+            if anonymous is not None and anonymous.user_id is not None:  # never merged
+                self.refused.append((anonymous_id, anonymous.user_id))
+            elif self._held.get(user, 0) >= self._cap:
+                self.capped.append((anonymous_id, user_id))
+            elif anonymous is None:
                 self.by_anonymous_id[(ws, anonymous_id)] = user
-            elif anonymous is not user and anonymous.user_id is None:
+                self._held[user] = self._held.get(user, 0) + 1
+            else:
                 self._merge(anonymous, user)
-            elif anonymous is not user:  # two userIds: never merged
-                self.refused.append((anonymous_id, anonymous.user_id or ""))
+                self._held[user] = self._held.get(user, 0) + self._held.get(anonymous, 1)
         return user
 
     def finals(self) -> list[User]:

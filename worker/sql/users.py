@@ -61,6 +61,15 @@ SELECT a.workspace_id, a.anonymous_id, a.user_pk
     ON a.workspace_id = k.w AND a.anonymous_id = k.aid
 """
 
+# How many anonymous ids each identified user holds, for the cap.
+_ANONYMOUS_COUNTS = """
+SELECT a.user_pk, count(*) AS held
+  FROM anonymous_ids a
+  JOIN unnest($1::bigint[], $2::bigint[]) AS k (w, pk)
+    ON a.workspace_id = k.w AND a.user_pk = k.pk
+ GROUP BY a.user_pk
+"""
+
 _NEW_IDS = "SELECT nextval(pg_get_serial_sequence('users', 'id')) FROM generate_series(1, $1)"
 
 # Rows travel as one JSON document: asyncpg checks every element of every array
@@ -241,6 +250,17 @@ async def anonymous_id_owners(
     ws, aids = columnar(anonymous_ids, 2)
     rows = await conn.fetch(_ANONYMOUS_IDS, ws, aids)
     return {(r["workspace_id"], r["anonymous_id"]): r["user_pk"] for r in rows}
+
+
+async def anonymous_id_counts(conn: Conn, users: Sequence[User]) -> dict[int, int]:
+    """How many anonymous ids each of these (stored, identified) users holds, by pk."""
+    identified = [u for u in users if u.user_id is not None]
+    if not identified:
+        return {}
+    rows = await conn.fetch(
+        _ANONYMOUS_COUNTS, [u.workspace_id for u in identified], [pk(u) for u in identified]
+    )
+    return {r["user_pk"]: r["held"] for r in rows}
 
 
 async def assign_ids(conn: Conn, users: Sequence[User]) -> None:
