@@ -6,14 +6,17 @@ from __future__ import annotations
 import asyncio
 import os
 import uuid
+from datetime import datetime
 from typing import Any
 
 import msgspec
 from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
 
+from ingest.door import Arrival
+from ingest.intake import BodyShape, parse_body, prepare
 from ops.keys import CreatedKey, create_key
-from sextant.calls import AnyCall, decode_call
+from sextant.calls import AnyCall, Stamp, decode_call
 from sextant.db import create_pool
 from sextant.settings import Settings
 from tests.support.dumps import dump, visible
@@ -25,12 +28,20 @@ ANONYMOUS = ["a1", "a2", "a3", "a4", "a5"]
 OWNER = {a: u for u, anons in USERS.items() for a in anons}
 
 
+# Values that are no identity: the door treats them as absent.
+JUNK = ["null", "undefined", "0", "[object Object]"]
+
+
 def identity() -> st.SearchStrategy[dict[str, str]]:
-    """userId, anonymousId, or both (only an anonymous id of that user)."""
+    """userId, anonymousId, or both (only an anonymous id of that user); now and then a
+    junk userId beside a real anonymous id."""
     user = st.sampled_from(sorted(USERS)).map(lambda u: {"userId": u})
     anonymous = st.sampled_from(ANONYMOUS).map(lambda a: {"anonymousId": a})
     both = st.sampled_from(sorted(OWNER)).map(lambda a: {"userId": OWNER[a], "anonymousId": a})
-    return st.one_of(user, anonymous, both)
+    junk = st.tuples(st.sampled_from(JUNK), st.sampled_from(ANONYMOUS)).map(
+        lambda j: {"userId": j[0], "anonymousId": j[1]}
+    )
+    return st.one_of(user, anonymous, both, junk)
 
 
 small = st.one_of(st.integers(0, 3), st.sampled_from(["x", "y"]))
@@ -118,18 +129,17 @@ def scenarios(draw: st.DrawFn) -> tuple[list[dict[str, Any]], list[list[int]]]:
 
 
 def stamp(message: dict[str, Any], workspace: CreatedKey) -> AnyCall:
-    return decode_call(
-        msgspec.json.encode(
-            {
-                "receivedAt": "2026-01-02T00:00:00Z",
-                **message,
-                "sextant": {
-                    "workspaceId": workspace.workspace_id,
-                    "connectorId": workspace.connector_id,
-                },
-            }
-        )
+    """The call as a worker reads it: through the receiver's door, received then."""
+    received = datetime.fromisoformat(message.get("receivedAt", "2026-01-02T00:00:00Z"))
+    intake = prepare(
+        parse_body(msgspec.json.encode(message), BodyShape.PARTNER),
+        Arrival(received_at=received, correct_clock=False),
+        default_type=None,
+        stamp=Stamp(workspace.workspace_id, workspace.connector_id),
+        destination="Astrolabe",
     )
+    [(_, value)] = intake.records
+    return decode_call(value)
 
 
 async def run_scenario(
