@@ -53,6 +53,7 @@ _CONTEXT_OBJECTS: Final = (
     "personas",
 )
 _PERSONAS_TEXTS: Final = ("computation_class", "computation_key", "computation_id", "space_id")
+_NAMING_KEYS: Final = ("audience_key", "trait_key")  # property values that name an attribute
 _NOT_AN_IDENTITY: Final = "a value no user can have (sextant identifier list); treated as absent"
 # Members of `context` whose type the door checks; the others are kept as they are.
 JUDGED_CONTEXT: Final = frozenset({*_CONTEXT_TEXTS, *_CONTEXT_OBJECTS, "active"})
@@ -270,10 +271,14 @@ def _context(context: dict[str, Any], mends: Mends) -> None:
 
 
 def _attribute_names(attributes: dict[str, Any], where: str, mends: Mends) -> None:
-    """Trait and property names become attribute names, which have a length limit."""
+    """Trait and property names become attribute names, which have a length limit; so do
+    the audience and trait keys Engage names in properties."""
     for name in [n for n in attributes if len(n) > MAX_ATTRIBUTE_NAME_LENGTH]:
         del attributes[name]
         mends.dropped(f"{where}.{name[:40]}...", f"a name longer than {MAX_ATTRIBUTE_NAME_LENGTH}")
+    for name in _NAMING_KEYS:
+        if name in attributes:
+            _text(attributes, name, f"{where}.{name}", mends, MAX_ATTRIBUTE_NAME_LENGTH)
 
 
 def _required(message: dict[str, Any], call_type: str, blocked: list[str]) -> str:

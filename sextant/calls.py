@@ -108,6 +108,7 @@ class Context(msgspec.Struct, frozen=True):
     screen: Any = None
     page: Any = None
     personas: Personas | None = None
+    active: bool | None = None  # false: not the user's own doing (a server-side call)
 
 
 class Call(msgspec.Struct, frozen=True, tag_field="type", dict=True, kw_only=True):

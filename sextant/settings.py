@@ -42,6 +42,8 @@ class Settings:
     future_tolerance_seconds: int = 600
     # A guard against abuse: anonymous ids past this are not attached to an identified user.
     max_anonymous_ids_per_user: int = 500
+    # Attribute definitions per entity (per event name for events); new names past it drop.
+    max_attributes_per_entity: int = 1000
     # Segment gives a destination 5 s; answer 503 well before it gives up on us.
     broker_ack_timeout: float = 3.0
     # Revocation must reach every receiver within 5 s.
@@ -127,6 +129,9 @@ class Settings:
             ),
             max_anonymous_ids_per_user=read(
                 "MAX_ANONYMOUS_IDS_PER_USER", _int_in(1, 1_000_000), cls.max_anonymous_ids_per_user
+            ),
+            max_attributes_per_entity=read(
+                "MAX_ATTRIBUTES_PER_ENTITY", _int_in(1, 1_000_000), cls.max_attributes_per_entity
             ),
             broker_ack_timeout=read(
                 "BROKER_ACK_TIMEOUT", _float_in(0.05, 4.5), cls.broker_ack_timeout

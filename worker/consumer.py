@@ -53,7 +53,10 @@ class Worker:
     attempts: BatchAttempts = field(init=False)
 
     def __post_init__(self) -> None:
-        limits = Limits(max_anonymous_ids_per_user=self.settings.max_anonymous_ids_per_user)
+        limits = Limits(
+            max_anonymous_ids_per_user=self.settings.max_anonymous_ids_per_user,
+            max_attributes_per_entity=self.settings.max_attributes_per_entity,
+        )
         self.attempts = BatchAttempts(
             self.pool, self.metrics, self.stopping, self.set_ready, limits
         )

@@ -328,3 +328,10 @@ def test_the_clamp_applies_after_the_correction_and_follows_the_tolerance() -> N
     assert door(ahead, arrival=lenient).call_time == NOW + timedelta(hours=1)
     slightly = {**TRACK, "timestamp": iso(NOW + timedelta(seconds=30))}
     assert door(slightly).call_time == NOW + timedelta(seconds=30)
+
+
+@pytest.mark.parametrize("name", ["audience_key", "trait_key"])
+def test_an_engage_key_too_long_to_name_an_attribute_is_left_out(name: str) -> None:
+    admitted = door({**TRACK, "event": "Audience Entered", "properties": {name: "k" * 300}})
+    assert name not in admitted.message["properties"]
+    assert warnings(admitted) == [("field_dropped", f"properties.{name}")]

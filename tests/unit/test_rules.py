@@ -632,3 +632,64 @@ def test_a_delete_goes_by_its_receipt_when_its_own_time_is_older() -> None:
     assert afterwards.outcomes[("identify", "deleted")] == 1
     assert [e.name for e in afterwards.changes.events] == ["Back"]
     assert [u.traits for u in afterwards.changes.new_users] == [{}]
+
+
+def test_reserved_traits_take_their_spec_type_and_one_name_for_both_spellings() -> None:
+    result = apply(
+        call(
+            {
+                "type": "identify",
+                "userId": "u1",
+                "traits": {"createdAt": "2020-01-01", "age": "42", "logins": 5, "title": 7},
+            }
+        )
+    )
+    assert result.user("u1").traits == {
+        "created_at": "2020-01-01T00:00:00Z",
+        "age": 42,
+        "logins": 5,
+        "title": "7",
+    }
+    assert result.changes.new_definitions == {
+        (WS, "user", "", "created_at"): "datetime",
+        (WS, "user", "", "age"): "number",
+        (WS, "user", "", "logins"): "number",
+        (WS, "user", "", "title"): "string",
+    }
+
+
+def test_past_the_attribute_cap_new_names_are_dropped_and_recorded() -> None:
+    result = apply(
+        call({"type": "identify", "userId": "u1", "traits": {"a": 1, "b": 2, "c": 3}}),
+        limits=Limits(max_attributes_per_entity=2),
+    )
+    assert result.user("u1").traits == {"a": "1", "b": "2"}
+    [warning] = result.warned("attribute_cap_reached")
+    assert (warning["name"], warning["limit"]) == ("c", 2)
+
+
+def test_trait_computed_sets_the_user_trait() -> None:
+    personas = {"computation_class": "trait", "computation_key": "lifetime_value"}
+    result = apply(
+        call(
+            {
+                "type": "track",
+                "userId": "u1",
+                "event": "Trait Computed",
+                "properties": {"trait_key": "lifetime_value", "lifetime_value": 120},
+                "context": {"personas": personas},
+            }
+        )
+    )
+    assert result.user("u1").traits == {"lifetime_value": "120"}
+    assert [e.name for e in result.changes.events] == ["Trait Computed"]
+
+
+def test_a_call_that_is_not_the_users_own_doing_leaves_seen_times_alone() -> None:
+    result = apply(
+        call({"type": "track", "userId": "u1", "event": "Synced", "context": {"active": False},
+              "timestamp": "2026-01-01T00:00:00Z"}),
+        call({"type": "page", "userId": "u1", "context": {"active": False}}),
+    )  # fmt: skip
+    user = result.user("u1")
+    assert (user.first_seen_at, user.last_seen_at, user.page_views) == (None, None, 1)

@@ -40,6 +40,9 @@ def test_every_variable_is_read() -> None:
             "DESTINATION_NAME": "Sextant",
             "BROKER_ACK_TIMEOUT": "1.5",
             "KEY_REFRESH_SECONDS": "0.5",
+            "FUTURE_TOLERANCE_SECONDS": "60",
+            "MAX_ANONYMOUS_IDS_PER_USER": "20",
+            "MAX_ATTRIBUTES_PER_ENTITY": "50",
         }
     )
     assert settings.kafka_bootstrap_servers == "k1:9092,k2:9092"
@@ -52,6 +55,9 @@ def test_every_variable_is_read() -> None:
     assert settings.destination_name == "Sextant"
     assert settings.broker_ack_timeout == 1.5
     assert settings.key_refresh_seconds == 0.5
+    assert settings.future_tolerance_seconds == 60
+    assert settings.max_anonymous_ids_per_user == 20
+    assert settings.max_attributes_per_entity == 50
 
 
 def test_blank_variable_counts_as_unset() -> None:
@@ -84,6 +90,9 @@ def test_blank_variable_counts_as_unset() -> None:
         ("BROKER_ACK_TIMEOUT", "10"),
         ("KEY_REFRESH_SECONDS", "5"),
         ("KEY_REFRESH_SECONDS", "0"),
+        ("FUTURE_TOLERANCE_SECONDS", "-1"),
+        ("MAX_ANONYMOUS_IDS_PER_USER", "0"),
+        ("MAX_ATTRIBUTES_PER_ENTITY", "lots"),
         ("PRODUCER_LINGER_MS", "1.5"),
         ("DB_POOL_SIZE", "0"),
     ],

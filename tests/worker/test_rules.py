@@ -595,3 +595,74 @@ async def test_workspaces_never_see_each_other(
         (workspace.workspace_id, "a@initech.com"),
         (other.workspace_id, "b@initech.com"),
     ]
+
+
+async def test_reserved_traits_are_defined_with_their_spec_types(
+    apply: Apply, db: asyncpg.Connection, workspace: CreatedKey
+) -> None:
+    """createdAt and created_at are one datetime attribute; age and logins numbers."""
+    await apply(
+        {"type": "identify", "userId": "u1", "traits": {"createdAt": "2020-01-01T10:00:00Z"}},
+        {"type": "identify", "userId": "u2", "traits": {"created_at": "2021-02-03", "age": "42"}},
+    )
+    types = await db.fetch(
+        "SELECT name, type FROM attribute_definitions WHERE workspace_id = $1 ORDER BY name",
+        workspace.workspace_id,
+    )
+    traits = {u["user_id"]: u["traits"] for u in await users(db, workspace, "traits")}
+    assert [tuple(t) for t in types] == [("age", "number"), ("created_at", "datetime")]
+    assert traits == {
+        "u1": {"created_at": "2020-01-01T10:00:00Z"},
+        "u2": {"created_at": "2021-02-03T00:00:00Z", "age": 42},
+    }
+
+
+async def test_one_huge_call_cannot_define_more_attributes_than_the_cap(
+    pool: asyncpg.Pool, db: asyncpg.Connection, workspace: CreatedKey
+) -> None:
+    """3,800 trait names in one call, with a cap of 1,000: 1,000 definitions, the rest
+    dropped with a warning."""
+    from tests.support.calls import call
+    from worker.rules.state import Limits
+    from worker.unit_of_work import apply_calls
+
+    traits = {f"t{i:04d}": i for i in range(3800)}
+    async with pool.acquire() as conn:
+        outcome = await apply_calls(
+            conn, [call(workspace, type="identify", userId="u1", traits=traits)], Limits()
+        )
+    defined = await count(db, "attribute_definitions", workspace)
+    [user] = await users(db, workspace, "traits")
+    assert defined == 1000
+    assert len(user["traits"]) == 1000
+    assert outcome.warnings["attribute_cap_reached"] == 2800
+
+
+async def test_trait_computed_sets_the_trait_it_names(
+    apply: Apply, db: asyncpg.Connection, workspace: CreatedKey
+) -> None:
+    await apply(
+        {
+            "type": "track",
+            "userId": "u1",
+            "event": "Trait Computed",
+            "properties": {"trait_key": "lifetime_value", "lifetime_value": "120"},
+            "context": {"personas": {"computation_class": "trait", "computation_id": "tra_1"}},
+        }
+    )
+    [user] = await users(db, workspace, "traits")
+    assert user["traits"] == {"lifetime_value": "120"}
+
+
+async def test_a_server_side_call_does_not_move_seen_times(
+    apply: Apply, db: asyncpg.Connection, workspace: CreatedKey
+) -> None:
+    await apply(
+        {"type": "track", "userId": "u1", "event": "E", "timestamp": "2026-01-01T00:00:00Z"}
+    )
+    await apply(
+        {"type": "track", "userId": "u1", "event": "Synced", "context": {"active": False},
+         "timestamp": "2026-03-01T00:00:00Z"}
+    )  # fmt: skip
+    [user] = await users(db, workspace, "first_seen_at", "last_seen_at")
+    assert (user["first_seen_at"].month, user["last_seen_at"].month) == (1, 1)

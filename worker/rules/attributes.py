@@ -25,9 +25,11 @@ _encode = msgspec.json.Encoder()
 
 @dataclass
 class AttributeTypes:
-    """The definitions a batch reads, and those it adds."""
+    """The definitions a batch reads, and those it adds: at most `cap` per entity (per
+    event name for event properties)."""
 
     known: Definitions
+    cap: int = 1000
     new: dict[tuple[int, str, str, str], AttributeType] = field(default_factory=dict)
 
     def typed(
@@ -38,12 +40,15 @@ class AttributeTypes:
         name: str,
         value: Any,
         first_type: AttributeType = "string",
-    ) -> tuple[AttributeType, bool, Any]:
+    ) -> tuple[AttributeType | None, bool, Any]:
         """The name's type, and `(True, value converted to it)` or `(False, None)` when the
-        value does not convert. A name seen for the first time is defined as `first_type`."""
+        value does not convert. A name seen for the first time is defined as `first_type`;
+        past the cap it is not, and its type is None."""
         defined = self.known.setdefault((ws, entity, event), {})
         attribute_type = defined.get(name)
         if attribute_type is None:
+            if len(defined) >= self.cap:
+                return None, False, None
             attribute_type = defined[name] = first_type
             self.new[(ws, entity, event, name)] = attribute_type
         ok, typed = convert(value, attribute_type)

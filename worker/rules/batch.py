@@ -25,7 +25,7 @@ from sextant.calls import (
     Track,
     identifier,
 )
-from worker.rules import audiences
+from worker.rules import engage
 from worker.rules.attributes import AttributeType, AttributeTypes, Entity
 from worker.rules.free_email import FreeEmailBlocks
 from worker.rules.identity import Identities
@@ -34,6 +34,8 @@ from worker.rules.mapping import (
     context_columns,
     custom_account_traits,
     custom_user_traits,
+    first_type_of,
+    trait_name,
     user_columns,
 )
 from worker.rules.records import (
@@ -48,6 +50,7 @@ from worker.rules.records import (
 from worker.rules.state import DEFAULT_LIMITS, Changes, EventSeen, Limits, Loaded
 from worker.rules.tombstones import Verdicts, is_older_than_a_delete, judge, remember_pairing
 
+_CAP_RULE = "a workspace defines at most this many attributes per entity; new names are dropped"
 _FREE_EMAIL_RULE = (
     "the connector ignores users with a free email address until an identify with a work one"
 )
@@ -68,7 +71,7 @@ class Batch:
         )
         self.limits = limits
         self.blocks = FreeEmailBlocks(loaded.blocked, loaded.blocking_connectors)
-        self.attributes = AttributeTypes(loaded.definitions)
+        self.attributes = AttributeTypes(loaded.definitions, limits.max_attributes_per_entity)
         self.accounts = loaded.accounts
         self.members: list[AccountMember] = []
         self.events: list[Event] = []
@@ -138,6 +141,14 @@ class Batch:
         attribute_type, ok, typed = self.attributes.typed(
             call.workspace_id, entity, event, name, value, first_type
         )
+        if attribute_type is None:  # a new name past the cap
+            if warn:
+                limit = self.limits.max_attributes_per_entity
+                scope = {"entity": entity, "name": name, "limit": limit}
+                if event:
+                    scope["event"] = event
+                self._warn(call, "attribute_cap_reached", **scope, rule=_CAP_RULE)
+            return False, None
         if not ok and warn:
             detail: dict[str, Any] = {"entity": entity, "name": name, "type": attribute_type}
             if event:
@@ -153,12 +164,12 @@ class Batch:
         traits = call.traits or {}
         for column, value in {**user_columns(traits), **context_columns(call.context)}.items():
             user.put(column, value, version)
-        audience = audiences.identify_audience(call)
+        audience = engage.identify_audience(call)
         for name, ok, typed in self._typed_user_traits(call, audience):
             if ok:
                 user.put_trait(name, typed, version)
                 if name == audience and isinstance(typed, bool):
-                    self.memberships.append(audiences.membership(user, name, typed, call))
+                    self.memberships.append(engage.membership(user, name, typed, call))
 
     def _track(self, call: Track) -> None:
         user = self._user_for(call, call.user_id, call.anonymous_id)
@@ -176,13 +187,18 @@ class Batch:
             )
         )
         self._seen_event(call)
-        user.seen(moment)
-        if (entered := audiences.track_audience(call)) is not None:
+        _seen(user, call)
+        if (entered := engage.track_audience(call)) is not None:
             key, member = entered
             ok, typed = self._typed(call, "user", "", key, member, "boolean")
             if ok:
                 user.put_trait(key, typed, call.version)
-            self.memberships.append(audiences.membership(user, key, member, call))
+            self.memberships.append(engage.membership(user, key, member, call))
+        elif (computed := engage.computed_trait(call)) is not None:
+            name, value = trait_name(computed[0]), computed[1]
+            ok, typed = self._typed(call, "user", "", name, value, first_type_of(name))
+            if ok:
+                user.put_trait(name, typed, call.version)
 
     def _page(self, call: Page) -> None:
         user = self._user_for(call, call.user_id, call.anonymous_id)
@@ -213,7 +229,7 @@ class Batch:
         )
         user.page_views += 1
         user.changed = True
-        user.seen(call.occurred_at)
+        _seen(user, call)
 
     def _group(self, call: Group) -> None:
         user = self._user_for(call, call.user_id, call.anonymous_id)
@@ -237,7 +253,7 @@ class Batch:
         """What a call tells about the workspace (definitions, accounts), and nothing more."""
         match call:
             case Identify():
-                self._typed_user_traits(call, audiences.identify_audience(call), warn=False)
+                self._typed_user_traits(call, engage.identify_audience(call), warn=False)
             case Track():
                 self._typed_properties(call, warn=False)
                 self._seen_event(call)
@@ -250,7 +266,7 @@ class Batch:
         """Custom traits converted to their types; an Engage audience's is a boolean."""
         typed_traits = []
         for name, value in custom_user_traits(call.traits or {}).items():
-            first_type: AttributeType = "boolean" if name == audience else "string"
+            first_type = "boolean" if name == audience else first_type_of(name)
             ok, typed = self._typed(call, "user", "", name, value, first_type, warn)
             typed_traits.append((name, ok, typed))
         return typed_traits
@@ -279,7 +295,7 @@ class Batch:
         for column, value in account_columns(traits).items():
             account.put(column, value, version)
         for name, value in custom_account_traits(traits).items():
-            ok, typed = self._typed(call, "account", "", name, value)
+            ok, typed = self._typed(call, "account", "", name, value, first_type_of(name))
             if ok:
                 account.put_trait(name, typed, version)
         return account
@@ -308,7 +324,7 @@ class Batch:
             event_seen=self.event_seen,
             new_definitions=self.attributes.new,
             memberships=[
-                m for m in audiences.newest_per_user(self.memberships) if keeps(m.user, m.version)
+                m for m in engage.newest_per_user(self.memberships) if keeps(m.user, m.version)
             ],
             gone=self._gone(verdicts),
             cuts=list(verdicts.cuts.items()),
@@ -340,6 +356,13 @@ class Batch:
         return [(u, t) for u, t in doomed.items() if u.pk is not None] + [
             (u, doomed[u.final()]) for u in self.identities.merged if u.final() in doomed
         ]
+
+
+def _seen(user: User, call: Track | Page) -> None:
+    """Page, screen and track move the seen times, unless the call says it is not the user's
+    own doing (`context.active: false`, a server-side call)."""
+    if not (call.context and call.context.active is False):
+        user.seen(call.occurred_at)
 
 
 def _shown(value: Any) -> Any:

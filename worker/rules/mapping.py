@@ -8,7 +8,7 @@ from typing import Any, Final
 from ua_parser import parse_user_agent
 
 from sextant.calls import Context
-from worker.rules.attributes import to_number, to_string
+from worker.rules.attributes import AttributeType, to_number, to_string
 
 # Known identify traits and the column each fills; `name` and `address` are handled apart.
 _USER_TRAIT_COLUMNS: Final = {
@@ -26,6 +26,26 @@ _ACCOUNT_TRAIT_COLUMNS: Final = {
     n: n for n in ("name", "description", "email", "phone", "industry", "plan", "website")
 }
 _ACCOUNT_KNOWN: Final = frozenset({*_ACCOUNT_TRAIT_COLUMNS, "employees", "address"})
+
+# Segment's reserved traits whose Spec type is not text, by their snake_case name: they are
+# defined with that type when first seen. Both spellings are one attribute, in snake_case.
+_RESERVED_TYPES: Final[dict[str, AttributeType]] = {
+    "created_at": "datetime",
+    "birthday": "datetime",
+    "age": "number",
+    "logins": "number",
+}
+_SPELLINGS: Final = {"createdAt": "created_at"}
+
+
+def trait_name(key: str) -> str:
+    """The attribute a trait key is: a reserved trait's camelCase spelling is its snake_case."""
+    return _SPELLINGS.get(key, key)
+
+
+def first_type_of(name: str) -> AttributeType:
+    """The type a custom attribute is defined with when first seen."""
+    return _RESERVED_TYPES.get(name, "string")
 
 
 def user_columns(traits: dict[str, Any]) -> dict[str, str]:
@@ -60,11 +80,16 @@ def account_columns(traits: dict[str, Any]) -> dict[str, Any]:
 
 
 def custom_user_traits(traits: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in traits.items() if k not in _USER_KNOWN and v is not None}
+    return _custom(traits, _USER_KNOWN)
 
 
 def custom_account_traits(traits: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in traits.items() if k not in _ACCOUNT_KNOWN and v is not None}
+    return _custom(traits, _ACCOUNT_KNOWN)
+
+
+def _custom(traits: dict[str, Any], known: frozenset[str]) -> dict[str, Any]:
+    """Traits that are not columns, by their attribute names."""
+    return {trait_name(k): v for k, v in traits.items() if k not in known and v is not None}
 
 
 def context_columns(context: Context | None) -> dict[str, str]:

@@ -38,9 +38,11 @@ class Loaded:
 
 @dataclass(frozen=True)
 class Limits:
-    """What a workspace's data may grow to (configured: MAX_ANONYMOUS_IDS_PER_USER)."""
+    """What a workspace's data may grow to (MAX_ANONYMOUS_IDS_PER_USER,
+    MAX_ATTRIBUTES_PER_ENTITY)."""
 
     max_anonymous_ids_per_user: int = 500
+    max_attributes_per_entity: int = 1000
 
 
 DEFAULT_LIMITS = Limits()

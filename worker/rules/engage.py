@@ -1,10 +1,10 @@
-"""Engage audiences and journey steps: a boolean trait and a membership per user, the newest
-call deciding whether the user is a member."""
+"""Engage: audiences and journey steps (a boolean trait and a membership per user, the
+newest call deciding whether the user is a member), and computed traits."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Final
+from typing import Any, Final
 
 from sextant.calls import AnyCall, Identify, Track
 from worker.rules.records import Membership, User
@@ -34,6 +34,20 @@ def track_audience(call: Track) -> tuple[str, bool] | None:
     if not isinstance(key, str) or not key:
         return None
     return key, member
+
+
+def computed_trait(call: Track) -> tuple[str, Any] | None:
+    """The trait a `Trait Computed` call sets (computation class `trait`), and its value."""
+    if call.event != "Trait Computed":
+        return None
+    personas = call.context.personas if call.context else None
+    if personas is not None and personas.computation_class not in (None, "trait"):
+        return None
+    properties = call.properties or {}
+    key = properties.get("trait_key") or (personas.computation_key if personas else None)
+    if not isinstance(key, str) or not key or key not in properties:
+        return None
+    return key, properties[key]
 
 
 def membership(user: User, audience: str, member: bool, call: AnyCall) -> Membership:
