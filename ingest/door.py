@@ -36,7 +36,7 @@ _TIMESTAMPS: Final = ("timestamp", "originalTimestamp", "sentAt")
 _SPEC_TEXTS: Final = ("name", "category")  # where the Spec has a string
 # The receiver's own fields: whatever the client put there is not kept.
 _STAMPS: Final = ("receivedAt", "sextant", "writeKey")
-_CONTEXT_TEXTS: Final = ("ip", "locale", "timezone", "userAgent", "groupId", "channel")
+_CONTEXT_TEXTS: Final = ("ip", "locale", "timezone", "userAgent", "channel")
 _CONTEXT_OBJECTS: Final = (
     "app",
     "campaign",
@@ -56,7 +56,7 @@ _PERSONAS_TEXTS: Final = ("computation_class", "computation_key", "computation_i
 _NAMING_KEYS: Final = ("audience_key", "trait_key")  # property values that name an attribute
 _NOT_AN_IDENTITY: Final = "a value no user can have (sextant identifier list); treated as absent"
 # Members of `context` whose type the door checks; the others are kept as they are.
-JUDGED_CONTEXT: Final = frozenset({*_CONTEXT_TEXTS, *_CONTEXT_OBJECTS, "active"})
+JUDGED_CONTEXT: Final = frozenset({*_CONTEXT_TEXTS, *_CONTEXT_OBJECTS, "active", "groupId"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +115,9 @@ def admit(
     for name in ("traits", "properties"):
         if isinstance(attributes := message.get(name), dict):
             _attribute_names(attributes, name, mends)
+    if isinstance(company := (message.get("traits") or {}).get("company"), dict):
+        _group_id(company, "id", "traits.company.id", mends)  # an account's, when present
+        _attribute_names(company, "traits.company", mends)
     identity = _required(message, call_type, blocked)
     message["type"] = call_type
     when = _call_time(moments, arrival, mends)
@@ -258,6 +261,7 @@ def _text(container: dict[str, Any], name: str, path: str, mends: Mends, longest
 def _context(context: dict[str, Any], mends: Mends) -> None:
     for name in _CONTEXT_TEXTS:
         _text(context, name, f"context.{name}", mends)
+    _group_id(context, "groupId", "context.groupId", mends)
     for name in _CONTEXT_OBJECTS:
         _object(context, name, mends, "context.")
     if "active" in context and not isinstance(context["active"], bool):
@@ -268,6 +272,13 @@ def _context(context: dict[str, Any], mends: Mends) -> None:
         for name in _PERSONAS_TEXTS:
             longest = MAX_ATTRIBUTE_NAME_LENGTH if name == "computation_key" else 0
             _text(personas, name, f"context.personas.{name}", mends, longest)
+
+
+def _group_id(container: dict[str, Any], name: str, path: str, mends: Mends) -> None:
+    """An account's id: text, an identifier's length at the most, else left out."""
+    _text(container, name, path, mends, MAX_ID_LENGTH)
+    if container.get(name) == "":
+        del container[name]
 
 
 def _attribute_names(attributes: dict[str, Any], where: str, mends: Mends) -> None:

@@ -109,6 +109,7 @@ class Context(msgspec.Struct, frozen=True):
     page: Any = None
     personas: Personas | None = None
     active: bool | None = None  # false: not the user's own doing (a server-side call)
+    groupId: Id | None = None  # the account the call belongs to (Segment's B2B spec)
 
 
 class Call(msgspec.Struct, frozen=True, tag_field="type", dict=True, kw_only=True):

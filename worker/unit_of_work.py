@@ -13,9 +13,10 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from sextant.calls import AnyCall, Group, Identify, IngestionWarning, Track, identifier
+from sextant.calls import AnyCall, Group, Identify, IngestionWarning, Track
 from sextant.db import Conn
 from sextant.errors import BatchConflict
+from worker.rules.accounts import named_groups as accounts_named
 from worker.rules.batch import Batch
 from worker.rules.state import DEFAULT_LIMITS, Changes, Limits, Loaded
 from worker.sql import accounts, definitions, events, ledger, users, warnings
@@ -139,9 +140,7 @@ async def _load(conn: Conn, calls: list[AnyCall]) -> Loaded:
         if pk not in locked:  # mapped by another worker after we locked
             raise BatchConflict("an anonymous id changed owner during the batch")
         loaded.anonymous_owners[key] = locked[pk]
-    group_ids = sorted(
-        {(c.workspace_id, str(identifier(c.groupId))) for c in calls if type(c) is Group}
-    )
+    group_ids = sorted({(c.workspace_id, g) for c in calls for g in accounts_named(c)})
     for account in await accounts.lock(conn, group_ids):
         loaded.accounts[(account.workspace_id, account.group_id)] = account
     return loaded
@@ -156,7 +155,7 @@ def _scopes(calls: list[AnyCall]) -> set[tuple[int, str, str]]:
         elif type(call) is Track:
             scopes.add((call.workspace_id, "user", ""))  # audience traits live on the user
             scopes.add((call.workspace_id, "event", call.event))
-        elif type(call) is Group:
+        if type(call) is Group or accounts_named(call):
             scopes.add((call.workspace_id, "account", ""))
     return scopes
 

@@ -30,7 +30,7 @@ async def dump(conn: asyncpg.Connection, ws: int) -> dict[str, list[tuple[Any, .
             if "user_pk" in row:
                 row["user_pk"] = who[row["user_pk"]]
             if "account_pk" in row:
-                row["account_pk"] = accounts[row["account_pk"]]
+                row["account_pk"] = accounts.get(row["account_pk"])
             found.append(tuple(sorted((k, repr(v)) for k, v in row.items())))
         return sorted(found)
 

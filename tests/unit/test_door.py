@@ -335,3 +335,21 @@ def test_an_engage_key_too_long_to_name_an_attribute_is_left_out(name: str) -> N
     admitted = door({**TRACK, "event": "Audience Entered", "properties": {name: "k" * 300}})
     assert name not in admitted.message["properties"]
     assert warnings(admitted) == [("field_dropped", f"properties.{name}")]
+
+
+def test_account_ids_in_context_and_company_are_text_of_an_identifiers_length() -> None:
+    admitted = door(
+        {
+            "type": "identify",
+            "userId": "u1",
+            "traits": {"company": {"id": 42, "name": "Acme", "k" * 300: 1}},
+            "context": {"groupId": "g" * 501},
+        }
+    )
+    assert admitted.message["traits"]["company"] == {"id": "42", "name": "Acme"}
+    assert "groupId" not in admitted.message["context"]
+    assert sorted(kind for kind, _ in warnings(admitted)) == [
+        "field_coerced",
+        "field_dropped",
+        "field_dropped",
+    ]

@@ -14,6 +14,7 @@ from typing import Any
 import msgspec
 
 from sextant.calls import AnyCall, decode_call
+from worker.rules.accounts import named_groups
 from worker.rules.batch import Batch
 from worker.rules.records import Account, User
 from worker.rules.state import DEFAULT_LIMITS, Changes, Limits, Loaded
@@ -60,8 +61,8 @@ def apply(
     group of the batch has an account, created empty when new)."""
     loaded = loaded or Loaded()
     for c in calls:
-        if c.__class__.__name__ == "Group":
-            key = (c.workspace_id, str(c.groupId))  # type: ignore[union-attr]
+        for group_id in named_groups(c):
+            key = (c.workspace_id, group_id)
             loaded.accounts.setdefault(key, Account(key[0], group_id=key[1], inserted=True))
     batch = Batch(loaded, limits)
     outcomes: Counter[tuple[str, str]] = Counter()
@@ -693,3 +694,49 @@ def test_a_call_that_is_not_the_users_own_doing_leaves_seen_times_alone() -> Non
     )  # fmt: skip
     user = result.user("u1")
     assert (user.first_seen_at, user.last_seen_at, user.page_views) == (None, None, 1)
+
+
+def test_an_identifys_company_is_an_account_with_the_user_as_member() -> None:
+    result = apply(
+        call(
+            {
+                "type": "identify",
+                "userId": "co-1",
+                "traits": {
+                    "email": "p@acme.io",
+                    "company": {"id": "acme-co", "name": "Acme", "plan": "pro",
+                                "employee_count": 50, "seats": 5},
+                },
+            }
+        )
+    )  # fmt: skip
+    [account] = result.changes.accounts
+    assert (account.group_id, account.columns) == (
+        "acme-co",
+        {"name": "Acme", "plan": "pro", "employees": 50},
+    )
+    assert account.traits == {"seats": "5"}
+    assert [(m.account.group_id, m.user.user_id) for m in result.changes.members] == [
+        ("acme-co", "co-1")
+    ]
+    assert result.user("co-1").traits == {}
+
+
+def test_a_company_that_names_no_account_stays_a_user_trait() -> None:
+    result = apply(call({"type": "identify", "userId": "u1", "traits": {"company": "Initech"}}))
+    assert result.user("u1").traits == {"company": "Initech"}
+    assert result.changes.members == []
+
+
+def test_context_group_id_puts_events_and_page_views_with_their_account() -> None:
+    loaded = Loaded()
+    result = apply(
+        call({"type": "track", "userId": "u1", "event": "Signed Up",
+              "context": {"groupId": "g-7"}}),
+        call({"type": "page", "userId": "u1", "context": {"groupId": "g-7"}}),
+        loaded=loaded,
+    )  # fmt: skip
+    account = loaded.accounts[(WS, "g-7")]
+    assert [e.account for e in result.changes.events] == [account]
+    assert [v.account for v in result.changes.page_views] == [account]
+    assert {(m.account.group_id, m.user.user_id) for m in result.changes.members} == {("g-7", "u1")}

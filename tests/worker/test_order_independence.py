@@ -93,6 +93,27 @@ calls = st.one_of(
         identity(),
     ),
     st.builds(lambda u: {"type": "delete", "userId": u}, st.sampled_from(sorted(USERS))),
+    # Accounts from every call: an identify's company, a track's context.groupId.
+    st.builds(
+        lambda who, group, plan: {
+            "type": "identify",
+            **who,
+            "traits": {"company": {"id": group, "plan": plan}},
+        },
+        identity(),
+        st.sampled_from(["g1", "g3"]),
+        st.sampled_from(["pro", "free"]),
+    ),
+    st.builds(
+        lambda who, group: {
+            "type": "track",
+            **who,
+            "event": "Signed Up",
+            "context": {"groupId": group},
+        },
+        identity(),
+        st.sampled_from(["g1", "g3"]),
+    ),
 )
 
 

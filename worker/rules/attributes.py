@@ -11,6 +11,8 @@ from typing import Any, Final, Literal
 
 import msgspec
 
+from sextant.calls import IngestionWarning
+
 AttributeType = Literal["string", "number", "boolean", "datetime"]
 ATTRIBUTE_TYPES: Final = ("string", "number", "boolean", "datetime")
 Entity = Literal["user", "account", "event"]
@@ -53,6 +55,31 @@ class AttributeTypes:
             self.new[(ws, entity, event, name)] = attribute_type
         ok, typed = convert(value, attribute_type)
         return attribute_type, ok, typed
+
+    def left_out(
+        self, entity: str, event: str, name: str, value: Any, attribute_type: AttributeType | None
+    ) -> IngestionWarning:
+        """Why a value was left out: its name past the cap (no type), or no conversion."""
+        detail: dict[str, Any] = {"entity": entity, "name": name}
+        if event:
+            detail["event"] = event
+        if attribute_type is None:
+            detail |= {"limit": self.cap, "rule": _CAP_RULE}
+            return IngestionWarning("attribute_cap_reached", detail)
+        detail |= {"type": attribute_type, "value": _shown(value)}
+        return IngestionWarning("attribute_not_converted", detail)
+
+
+_CAP_RULE = "a workspace defines at most this many attributes per entity; new names are dropped"
+
+
+def _shown(value: Any) -> Any:
+    """A value as a warning shows it: short text as it is, anything longer cut."""
+    if isinstance(value, str):
+        return value[:100]
+    if isinstance(value, dict | list):
+        return f"{type(value).__name__} of {len(value)}"
+    return value
 
 
 def convert(value: Any, attribute_type: AttributeType) -> tuple[bool, Any]:

