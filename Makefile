@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 DEVENV := [ -n "$$DATABASE_URL" ] || [ ! -f .sextant/dev.env ] || . ./.sextant/dev.env;
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test test-fast lint format migrate key keys revoke clean bench fuzz fuzz-door \
+.PHONY: help install run test test-fast lint format migrate key keys revoke clean bench bench-migrations fuzz fuzz-door \
         status lag dlq dlq-replay replay topics partitions workspace-restore warnings \
         suppress unsuppress suppressions forget identifier-block identifier-unblock identifiers \
         image compose-up compose-down
@@ -148,6 +148,9 @@ fuzz: $(FUZZ_STAMP) ## schemathesis against a running receiver for FUZZ_SECONDS 
 
 fuzz-door: $(STAMP) ## the door's end-to-end property test, longer: FUZZ_EXAMPLES (default 5000)
 	FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-5000} $(BIN)/pytest tests/worker/test_door_fuzz.py -p no:cacheprovider -s -o timeout=0
+
+bench-migrations: $(STAMP) ## this release's migrations on a million events while a writer inserts
+	$(BIN)/python -m bench.migration_locks
 
 bench: $(STAMP) ## throughput, lag and memory in one run (about 11 minutes; BENCH_SOAK_SECONDS=300)
 	@command -v wrk >/dev/null || { command -v apt-get >/dev/null && (apt-get install -y -qq wrk >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq wrk)); }

@@ -19,7 +19,7 @@ from sextant.errors import BatchConflict
 from worker.rules.accounts import named_groups as accounts_named
 from worker.rules.batch import Batch
 from worker.rules.state import DEFAULT_LIMITS, Changes, Limits, Loaded
-from worker.sql import accounts, definitions, events, ledger, users, warnings
+from worker.sql import accounts, definitions, events, ledger, user_rows, users, warnings
 
 
 @dataclass
@@ -143,6 +143,7 @@ async def _load(conn: Conn, calls: list[AnyCall]) -> Loaded:
     group_ids = sorted({(c.workspace_id, g) for c in calls for g in accounts_named(c)})
     for account in await accounts.lock(conn, group_ids):
         loaded.accounts[(account.workspace_id, account.group_id)] = account
+    loaded.account_tombstones = await accounts.tombstones(conn, group_ids)
     return loaded
 
 
@@ -165,18 +166,23 @@ async def _flush(conn: Conn, changes: Changes) -> None:
     await users.save(conn, changes.users)
     if not await users.map_new_anonymous_ids(conn, changes.anonymous_first_owners):
         raise BatchConflict("another worker gave an anonymous id its first owner")
-    await users.merge(conn, changes.merges)
+    await user_rows.merge(conn, changes.merges)
     await users.bump_anonymous_ids(conn, changes.anonymous_bumps)
     await accounts.delete(conn, changes.unused_accounts)
     await accounts.save(conn, changes.accounts)
+    await accounts.end_members(conn, changes.endings)  # first: they decide which members stand
     await accounts.add_members(conn, changes.members)
     await events.insert_events(conn, changes.events)
     await events.insert_page_views(conn, changes.page_views)
     await events.save_definitions(conn, changes.event_seen)
     await definitions.add(conn, changes.new_definitions)
     await users.save_memberships(conn, changes.memberships)
+    await accounts.save_audiences(conn, changes.account_memberships)
+    await accounts.save_tombstones(conn, changes.account_tombstones)
+    await accounts.forget_before(conn, changes.account_cuts)
+    await accounts.remove(conn, changes.gone_accounts)
     await ledger.tombstone_anonymous_ids(conn, changes.gone, changes.cuts)
     await ledger.save_tombstones(conn, changes.tombstones)
-    await users.forget_before(conn, changes.cuts)
-    await users.delete(conn, [u for u, _ in changes.gone])
+    await user_rows.forget_before(conn, changes.cuts)
+    await user_rows.delete(conn, [u for u, _ in changes.gone])
     await ledger.save_blocks(conn, changes.block, changes.unblock)

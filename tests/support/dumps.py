@@ -49,6 +49,9 @@ async def dump(conn: asyncpg.Connection, ws: int) -> dict[str, list[tuple[Any, .
         "audience_memberships": await rows(
             "SELECT * FROM audience_memberships WHERE workspace_id = $1"
         ),
+        "account_audience_memberships": await rows(
+            "SELECT * FROM account_audience_memberships WHERE workspace_id = $1"
+        ),
     }
 
 

@@ -114,6 +114,33 @@ calls = st.one_of(
         identity(),
         st.sampled_from(["g1", "g3"]),
     ),
+    # The B2B spec's events acting on accounts, and Engage's account audiences.
+    st.builds(
+        lambda who, event, group: {
+            "type": "track",
+            **who,
+            "event": event,
+            "properties": {"account_name": "Initech"},
+            "context": {"groupId": group},
+        },
+        identity(),
+        st.sampled_from(["Account Created", "Account Removed User", "Account Deleted"]),
+        st.sampled_from(["g1", "g3"]),
+    ),
+    st.builds(
+        lambda who, group, member: {
+            "type": "group",
+            **who,
+            "groupId": group,
+            "traits": {"enterprise": member},
+            "context": {
+                "personas": {"computation_class": "audience", "computation_key": "enterprise"}
+            },
+        },
+        identity(),
+        st.sampled_from(["g1", "g3"]),
+        st.booleans(),
+    ),
 )
 
 

@@ -26,21 +26,18 @@ from sextant.calls import (
     identifier,
 )
 from worker.rules import accounts, engage
+from worker.rules.accounts import AccountBook
 from worker.rules.attributes import AttributeType, AttributeTypes, Entity
 from worker.rules.free_email import FREE_EMAIL_BLOCKED, FreeEmailBlocks
 from worker.rules.identity import Identities
 from worker.rules.mapping import (
-    account_columns,
     context_columns,
-    custom_account_traits,
     custom_user_traits,
     first_type_of,
     trait_name,
     user_columns,
 )
 from worker.rules.records import (
-    Account,
-    AccountMember,
     Event,
     Membership,
     PageView,
@@ -67,12 +64,11 @@ class Batch:
         self.limits = limits
         self.blocks = FreeEmailBlocks(loaded.blocked, loaded.blocking_connectors)
         self.attributes = AttributeTypes(loaded.definitions, limits.max_attributes_per_entity)
-        self.accounts = loaded.accounts
-        self.members: list[AccountMember] = []
+        self.accounts = AccountBook(loaded.accounts, loaded.account_tombstones, self._typed)
         self.events: list[Event] = []
         self.page_views: list[PageView] = []
         self.event_seen: EventSeen = {}
-        self.memberships: list[Membership] = []
+        self.memberships: list[Membership] = []  # audiences of users
         self.warnings: list[tuple[AnyCall, IngestionWarning]] = []
 
     def apply(self, call: AnyCall) -> str:
@@ -123,12 +119,12 @@ class Batch:
 
     def _identify(self, call: Identify) -> None:
         user = self._user_for(call, call.user_id, call.anonymous_id)
-        self._join_accounts(call, user)
+        self.accounts.join(call, user)
         version = call.version
         traits = call.traits or {}
         for column, value in {**user_columns(traits), **context_columns(call.context)}.items():
             user.put(column, value, version)
-        audience = engage.identify_audience(call)
+        audience = engage.audience_trait(call)
         for name, ok, typed in self._typed_user_traits(call, audience):
             if ok:
                 user.put_trait(name, typed, version)
@@ -137,7 +133,7 @@ class Batch:
 
     def _track(self, call: Track) -> None:
         user = self._user_for(call, call.user_id, call.anonymous_id)
-        account = self._join_accounts(call, user)
+        account = self.accounts.join(call, user)
         moment = call.occurred_at
         self.events.append(
             Event(
@@ -168,7 +164,7 @@ class Batch:
 
     def _page(self, call: Page) -> None:
         user = self._user_for(call, call.user_id, call.anonymous_id)
-        account = self._join_accounts(call, user)
+        account = self.accounts.join(call, user)
         properties = call.properties or {}
         page = call.context.page if call.context and isinstance(call.context.page, dict) else {}
 
@@ -201,20 +197,7 @@ class Batch:
 
     def _group(self, call: Group) -> None:
         user = self._user_for(call, call.user_id, call.anonymous_id)
-        group_id = str(identifier(call.groupId))
-        account = self._update_account(call, group_id, call.traits or {})
-        self.members.append(AccountMember(account, user, call.version))
-        self._join_accounts(call, user)
-
-    def _join_accounts(self, call: AnyCall, user: User) -> Account | None:
-        """The accounts an identify's company and any call's `context.groupId` name, with
-        the user a member of each. Returns the account of `context.groupId`, which the
-        call's event or page view belongs to."""
-        account = self._account_facts(call)
-        for group_id in accounts.named_groups(call) - {accounts.group_of(call)}:
-            member = self.accounts[(call.workspace_id, group_id)]
-            self.members.append(AccountMember(member, user, call.version))
-        return account
+        self.accounts.join(call, user)
 
     def _alias(self, call: Alias) -> None:
         self._user_for(call, call.user_id, identifier(call.previousId))
@@ -234,26 +217,11 @@ class Batch:
         """What a call tells about the workspace (definitions, accounts), and nothing more."""
         match call:
             case Identify():
-                self._typed_user_traits(call, engage.identify_audience(call), warn=False)
+                self._typed_user_traits(call, engage.audience_trait(call), warn=False)
             case Track():
                 self._typed_properties(call, warn=False)
                 self._seen_event(call)
-            case Group():
-                self._update_account(call, str(identifier(call.groupId)), call.traits or {})
-        self._account_facts(call)
-
-    def _account_facts(self, call: AnyCall) -> Account | None:
-        """The accounts an identify's company and a `context.groupId` name, updated and
-        kept; returns the `context.groupId` one."""
-        if (company := accounts.company(call)) is not None:
-            company_id = str(identifier(company["id"]))
-            self._update_account(call, company_id, accounts.company_traits(company))
-        group_id = accounts.context_group(call)
-        account = self._account(call.workspace_id, group_id) if group_id else None
-        name = accounts.created_name(call) if type(call) is Track else None
-        if account is not None and name is not None:
-            account.put("name", name, call.version)
-        return account
+        self.accounts.facts(call)
 
     def _typed_user_traits(
         self, call: Identify, audience: str | None, warn: bool = True
@@ -284,23 +252,6 @@ class Batch:
         first, last = self.event_seen.get(key, (moment, moment))
         self.event_seen[key] = (min(first, moment), max(last, moment))
 
-    def _account(self, ws: int, group_id: str) -> Account:
-        # The unit of work loaded (and created) every group the batch names.
-        account = self.accounts[(ws, group_id)]
-        account.used = True
-        return account
-
-    def _update_account(self, call: AnyCall, group_id: str, traits: dict[str, Any]) -> Account:
-        account = self._account(call.workspace_id, group_id)
-        version = call.version
-        for column, value in account_columns(traits).items():
-            account.put(column, value, version)
-        for name, value in custom_account_traits(traits).items():
-            ok, typed = self._typed(call, "account", "", name, value, first_type_of(name))
-            if ok:
-                account.put_trait(name, typed, version)
-        return account
-
     # --- the result -----------------------------------------------------------------------
 
     def changes(self) -> Changes:
@@ -311,25 +262,34 @@ class Batch:
             u for u in identities.new_users if u.merged_into is None and u not in verdicts.doomed
         ]
         first_owners, bumps = self._anonymous_ids(verdicts)
+        book = self.accounts
+        gone_accounts, account_cuts = book.judge()
         return Changes(
             new_users=live_new,
             users=[u for u in verdicts.survivors if u.changed and not u.new] + live_new,
             anonymous_first_owners=first_owners,
             anonymous_bumps=bumps,
             merges=[(u, u.final()) for u in identities.merged if u.final() not in verdicts.doomed],
-            unused_accounts=[a for a in self.accounts.values() if a.inserted and not a.used],
-            accounts=[a for a in self.accounts.values() if a.changed],
-            members=[m for m in self.members if keeps(m.user, m.version)],
+            unused_accounts=[a for a in book.accounts.values() if a.inserted and not a.used],
+            accounts=[a for a in book.accounts.values() if a.changed],
+            members=[m for m in book.members if keeps(m.user, m.version)],
+            endings=[m for m in book.endings if keeps(m.user, m.version)],
             events=[e for e in self.events if keeps(e.user, e.version)],
             page_views=[v for v in self.page_views if keeps(v.user, v.version)],
             event_seen=self.event_seen,
             new_definitions=self.attributes.new,
             memberships=[
-                m for m in engage.newest_per_user(self.memberships) if keeps(m.user, m.version)
+                m
+                for m in engage.newest_per_holder(self.memberships)
+                if isinstance(m.holder, User) and keeps(m.holder, m.version)
             ],
+            account_memberships=engage.newest_per_holder(book.audiences),
             gone=self._gone(verdicts),
             cuts=list(verdicts.cuts.items()),
             tombstones=self.new_tombstones,
+            account_tombstones=book.new_tombstones,
+            gone_accounts=gone_accounts,
+            account_cuts=account_cuts,
             block=self.blocks.block,
             unblock=self.blocks.unblock,
             warnings=self.warnings,

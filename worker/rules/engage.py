@@ -1,20 +1,21 @@
-"""Engage: audiences and journey steps (a boolean trait and a membership per user, the
-newest call deciding whether the user is a member), and computed traits."""
+"""Engage: audiences and journey steps (a boolean trait and a membership per user, or per
+account for a group call, the newest call deciding whether it is a member), and computed
+traits."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from typing import Any, Final
 
-from sextant.calls import AnyCall, Identify, Track
-from worker.rules.records import Membership, User
+from sextant.calls import AnyCall, Group, Identify, Track
+from worker.rules.records import Account, Membership, User
 
 AUDIENCE_CLASSES: Final = frozenset({"audience", "journey_step"})
 AUDIENCE_EVENTS: Final = {"Audience Entered": True, "Audience Exited": False}
 
 
-def identify_audience(call: Identify) -> str | None:
-    """The trait an Engage audience identify sets, if it is one."""
+def audience_trait(call: Identify | Group) -> str | None:
+    """The trait an Engage audience identify (or, for an account audience, group) sets."""
     personas = call.context.personas if call.context else None
     if personas and personas.computation_class in AUDIENCE_CLASSES:
         return personas.computation_key
@@ -50,10 +51,10 @@ def computed_trait(call: Track) -> tuple[str, Any] | None:
     return key, properties[key]
 
 
-def membership(user: User, audience: str, member: bool, call: AnyCall) -> Membership:
+def membership(holder: User | Account, audience: str, member: bool, call: AnyCall) -> Membership:
     personas = call.context.personas if call.context else None
     return Membership(
-        user=user,
+        holder=holder,
         audience_key=audience,
         member=member,
         computation_class=personas.computation_class if personas else None,
@@ -64,12 +65,13 @@ def membership(user: User, audience: str, member: bool, call: AnyCall) -> Member
     )
 
 
-def newest_per_user(memberships: Iterable[Membership]) -> list[Membership]:
-    """One membership per (user, audience), the newest; users merged away count as the user
-    they were merged into."""
-    newest: dict[tuple[User, str], Membership] = {}
+def newest_per_holder(memberships: Iterable[Membership]) -> list[Membership]:
+    """One membership per (user or account, audience), the newest; users merged away count
+    as the user they were merged into."""
+    newest: dict[tuple[User | Account, str], Membership] = {}
     for m in memberships:
-        key = (m.user.final(), m.audience_key)
+        holder = m.holder.final() if isinstance(m.holder, User) else m.holder
+        key = (holder, m.audience_key)
         current = newest.get(key)
         if current is None or m.version > current.version:
             newest[key] = m

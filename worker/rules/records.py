@@ -33,6 +33,7 @@ class Profile:
     changed: bool = False  # anything to write
     # A column, trait or id to write, not only counters and seen times: see `users.save`.
     fields_changed: bool = False
+    touched: str = ""  # the newest call applied to it (for deletes: see `rules.tombstones`)
 
     def put(self, column: str, value: Any, version: str) -> None:
         if version > self.versions.get(column, ""):
@@ -46,6 +47,22 @@ class Profile:
             self.traits[name] = value
             self.versions[key] = version
             self.changed = self.fields_changed = True
+
+    def touch(self, version: str) -> None:
+        if version > self.touched:
+            self.touched = version
+            self.changed = True
+
+    def forget_before(self, version: str) -> None:
+        """Drop every field last written before `version` (a delete at that version)."""
+        for key, written in list(self.versions.items()):
+            if written < version:
+                del self.versions[key]
+                if key.startswith("traits."):
+                    self.traits.pop(key.removeprefix("traits."), None)
+                else:
+                    self.columns.pop(key, None)
+                self.changed = self.fields_changed = True
 
     def absorb(self, other: Profile) -> None:
         """Take every field of `other` that was written later than ours."""
@@ -64,7 +81,6 @@ class User(Profile):
     page_views: int = 0
     first_seen_at: datetime | None = None
     last_seen_at: datetime | None = None
-    touched: str = ""  # the newest call applied to this user
     merged_into: User | None = None
 
     def final(self) -> User:
@@ -73,22 +89,6 @@ class User(Profile):
         while user.merged_into is not None:
             user = user.merged_into
         return user
-
-    def touch(self, version: str) -> None:
-        if version > self.touched:
-            self.touched = version
-            self.changed = True
-
-    def forget_before(self, version: str) -> None:
-        """Drop every field last written before `version` (a delete at that version)."""
-        for key, written in list(self.versions.items()):
-            if written < version:
-                del self.versions[key]
-                if key.startswith("traits."):
-                    self.traits.pop(key.removeprefix("traits."), None)
-                else:
-                    self.columns.pop(key, None)
-                self.changed = self.fields_changed = True
 
     def seen(self, moment: datetime) -> None:
         if self.first_seen_at is None or moment < self.first_seen_at:
@@ -154,9 +154,9 @@ class PageView:
 
 @dataclass(frozen=True, slots=True)
 class Membership:
-    """An Engage audience (or journey step) entered or exited."""
+    """An Engage audience (or journey step) entered or exited, by a user or an account."""
 
-    user: User
+    holder: User | Account
     audience_key: str
     member: bool
     computation_class: str | None
@@ -168,7 +168,7 @@ class Membership:
 
 @dataclass(frozen=True, slots=True)
 class AccountMember:
-    """A user made a member of an account by a group call at `version`."""
+    """A user made a member of an account (or ended being one) by a call at `version`."""
 
     account: Account
     user: User

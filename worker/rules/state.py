@@ -29,6 +29,7 @@ class Loaded:
     users: list[User] = field(default_factory=list)
     anonymous_owners: dict[AnonymousKey, User] = field(default_factory=dict)
     accounts: dict[tuple[int, str], Account] = field(default_factory=dict)  # by group id
+    account_tombstones: dict[tuple[int, str], str] = field(default_factory=dict)  # version
     definitions: Definitions = field(default_factory=dict)
     tombstones: dict[IdentityKey, Tombstone] = field(default_factory=dict)
     blocked: dict[IdentityKey, str] = field(default_factory=dict)
@@ -60,14 +61,19 @@ class Changes:
     unused_accounts: list[Account]
     accounts: list[Account]
     members: list[AccountMember]
+    endings: list[AccountMember]  # memberships ended (Account Removed User)
     events: list[Event]
     page_views: list[PageView]
     event_seen: EventSeen
     new_definitions: dict[tuple[int, str, str, str], AttributeType]
-    memberships: list[Membership]
+    memberships: list[Membership]  # users' audiences
+    account_memberships: list[Membership]  # accounts' audiences
     gone: list[tuple[User, Tombstone]]  # users deleted with every row hanging off them
     cuts: list[tuple[User, str]]  # users that keep only what is newer than the version
     tombstones: dict[IdentityKey, Tombstone]
+    account_tombstones: dict[tuple[int, str], str]  # (ws, group id) -> Account Deleted version
+    gone_accounts: list[Account]  # deleted with their memberships
+    account_cuts: list[tuple[Account, str]]  # accounts that keep only what is newer
     block: dict[IdentityKey, str]
     unblock: set[IdentityKey]
     warnings: list[tuple[AnyCall, IngestionWarning]]  # found by the rules, per call
