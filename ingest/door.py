@@ -26,6 +26,7 @@ from sextant.calls import (
     MAX_ID_LENGTH,
     MAX_MESSAGE_ID_LENGTH,
     IngestionWarning,
+    email_in,
 )
 from sextant.errors import InvalidRequest, TooLarge, UnsupportedType
 from sextant.identifiers import BUILT_IN, comparable
@@ -296,6 +297,8 @@ def _required(message: dict[str, Any], call_type: str, blocked: list[str]) -> st
     """What each call type cannot be applied without; returns the call's identity."""
     user_id, anonymous_id = message.get("userId"), message.get("anonymousId")
     if not user_id and not anonymous_id:
+        if (email := _engage_email(message, call_type)) is not None:
+            return email
         if blocked:
             raise InvalidRequest(
                 f"message has neither userId nor anonymousId: {', '.join(blocked)} "
@@ -315,6 +318,17 @@ def _required(message: dict[str, Any], call_type: str, blocked: list[str]) -> st
     if call_type == "delete" and not user_id:
         raise InvalidRequest("delete has no userId")
     return str(user_id or anonymous_id)
+
+
+def _engage_email(message: dict[str, Any], call_type: str) -> str | None:
+    """The email of an Engage call for an email-only profile (Engage sends one call per
+    identifier, and an email is one), which then identifies the call's user."""
+    if call_type in ("alias", "delete"):
+        return None
+    context = message.get("context")
+    if not (isinstance(context, dict) and isinstance(context.get("personas"), dict)):
+        return None
+    return email_in(call_type, message.get("traits"), context)
 
 
 def _json_type(value: Any) -> str:

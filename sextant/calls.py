@@ -32,7 +32,7 @@ MessageId = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_MESSAGE_ID_
 AttributeName = Annotated[str, msgspec.Meta(max_length=MAX_ATTRIBUTE_NAME_LENGTH)]
 Attributes = dict[AttributeName, Any]
 
-# (workspace, "user_id" or "anonymous_id", the id)
+# (workspace, "user_id", "anonymous_id" or "email", the id)
 IdentityKey = tuple[int, str, str]
 
 
@@ -61,6 +61,25 @@ def identifier(value: str | int | None) -> str | None:
         return None
     text = str(value)
     return text or None
+
+
+def email_of(value: Any) -> str | None:
+    """An email as an identity: trimmed and in lower case; None unless it looks like one."""
+    if not isinstance(value, str):
+        return None
+    email = value.strip().lower()
+    return email if len(email) <= MAX_ID_LENGTH and "@" in email[1:-1] else None
+
+
+def email_in(call_type: str, traits: Any, context: Any) -> str | None:
+    """The email a call gives its user: an identify's `traits.email`, else
+    `context.traits.email` (where Engage puts it on other calls; a group's own traits are
+    its account's)."""
+    context_traits = context.get("traits") if isinstance(context, dict) else None
+    for holder in (traits if call_type == "identify" else None, context_traits):
+        if isinstance(holder, dict) and (email := email_of(holder.get("email"))) is not None:
+            return email
+    return None
 
 
 _C = TypeVar("_C")
@@ -110,6 +129,7 @@ class Context(msgspec.Struct, frozen=True):
     personas: Personas | None = None
     active: bool | None = None  # false: not the user's own doing (a server-side call)
     groupId: Id | None = None  # the account the call belongs to (Segment's B2B spec)
+    traits: Any = None  # the user's traits on calls other than identify (Engage's email)
 
 
 class Call(msgspec.Struct, frozen=True, tag_field="type", dict=True, kw_only=True):
@@ -161,14 +181,31 @@ class Call(msgspec.Struct, frozen=True, tag_field="type", dict=True, kw_only=Tru
         return f"{_fixed(moment)}|{self.messageId}"
 
     @_once
+    def email(self) -> str | None:
+        """The email that identifies the call's user (Engage sends one call per identifier
+        of a profile, and an email is one): on an Engage call without a userId or
+        anonymousId, which the receiver lets in only from Engage; and on an identify with
+        a userId, which joins the two."""
+        only_email = self.user_id is None and self.anonymous_id is None
+        joins = type(self) is Identify and self.user_id is not None
+        if not (only_email or joins):
+            return None
+        context = {"traits": self.context.traits} if self.context else None
+        if type(self) is Identify:
+            return email_in("identify", getattr(self, "traits", None), context)
+        return email_in("", None, context)
+
+    @_once
     def identities(self) -> list[IdentityKey]:
-        """The identities the call names: its userId and anonymousId (and an alias's
-        previousId, as the anonymous id it is)."""
+        """The identities the call names: its userId, anonymousId and email (and an
+        alias's previousId, as the anonymous id it is)."""
         keys: list[IdentityKey] = []
         if self.user_id:
             keys.append((self.workspace_id, "user_id", self.user_id))
         if self.anonymous_id:
             keys.append((self.workspace_id, "anonymous_id", self.anonymous_id))
+        if self.email:
+            keys.append((self.workspace_id, "email", self.email))
         if type(self) is Alias and (previous := identifier(self.previousId)):
             keys.append((self.workspace_id, "anonymous_id", previous))
         return keys

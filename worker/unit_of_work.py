@@ -18,6 +18,7 @@ from sextant.db import Conn
 from sextant.errors import BatchConflict
 from worker.rules.accounts import named_groups as accounts_named
 from worker.rules.batch import Batch
+from worker.rules.identity import secondary_of
 from worker.rules.state import DEFAULT_LIMITS, Changes, Limits, Loaded
 from worker.sql import accounts, definitions, events, ledger, user_rows, users, warnings
 
@@ -115,7 +116,7 @@ async def _load(conn: Conn, calls: list[AnyCall]) -> Loaded:
     owners = {
         (ws, "user_id", t.user_id)
         for (ws, id_field, _), t in tombstones.items()
-        if id_field == "anonymous_id" and t.user_id
+        if id_field != "user_id" and t.user_id
     } - identity_keys
     if owners:
         more_tombstones, more_blocked = await ledger.identity_facts(conn, owners)
@@ -123,7 +124,10 @@ async def _load(conn: Conn, calls: list[AnyCall]) -> Loaded:
         blocked |= more_blocked
         identity_keys |= owners
     user_ids = sorted((w, i) for w, id_field, i in identity_keys if id_field == "user_id")
-    anonymous_ids = sorted((w, i) for w, id_field, i in identity_keys if id_field == "anonymous_id")
+    # Anonymous ids and emails, as `rules.identity` keeps them (emails marked).
+    anonymous_ids = sorted(
+        (key[0], secondary) for key in identity_keys if (secondary := secondary_of(key))
+    )
     loaded = Loaded(
         definitions=await definitions.load(conn, _scopes(calls)),
         tombstones=tombstones,

@@ -18,7 +18,7 @@ from tests.support.helpers import MAKE_VARS, ROOT
 RUNBOOK = (ROOT / "deploy/RUNBOOK.md").read_text()
 # Targets for people working on Sextant itself, not for operators.
 DEVELOPER_TARGETS = {"help", "install", "run", "test", "test-fast", "lint", "format", "clean"}
-DEVELOPER_TARGETS |= {"bench", "fuzz", "fuzz-door"}  # measuring and fuzzing, in the README
+DEVELOPER_TARGETS |= {"bench", "bench-migrations", "fuzz", "fuzz-door"}  # measuring and fuzzing
 
 
 def _help_targets() -> set[str]:

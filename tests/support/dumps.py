@@ -10,10 +10,14 @@ import asyncpg
 async def dump(conn: asyncpg.Connection, ws: int) -> dict[str, list[tuple[Any, ...]]]:
     """Every visible row of the workspace, with surrogate ids replaced by natural keys."""
     label = await conn.fetch(
-        """SELECT u.id, coalesce(u.user_id, 'anon:' || coalesce(
-                  (SELECT string_agg(a.anonymous_id, ',' ORDER BY a.anonymous_id)
-                     FROM anonymous_ids a WHERE a.workspace_id = u.workspace_id
-                      AND a.user_pk = u.id), '?')) AS label
+        """SELECT u.id, coalesce(u.user_id,
+                  'anon:' || (SELECT string_agg(a.anonymous_id, ',' ORDER BY a.anonymous_id)
+                                FROM anonymous_ids a WHERE a.workspace_id = u.workspace_id
+                                 AND a.user_pk = u.id),
+                  'email:' || (SELECT string_agg(e.email, ',' ORDER BY e.email)
+                                 FROM email_identities e WHERE e.workspace_id = u.workspace_id
+                                  AND e.user_pk = u.id),
+                  '?') AS label
              FROM users u WHERE u.workspace_id = $1""",
         ws,
     )
@@ -37,6 +41,7 @@ async def dump(conn: asyncpg.Connection, ws: int) -> dict[str, list[tuple[Any, .
     return {
         "users": await rows("SELECT * FROM users WHERE workspace_id = $1"),
         "anonymous_ids": await rows("SELECT * FROM anonymous_ids WHERE workspace_id = $1"),
+        "email_identities": await rows("SELECT * FROM email_identities WHERE workspace_id = $1"),
         "accounts": await rows("SELECT * FROM accounts WHERE workspace_id = $1"),
         "account_users": await rows("SELECT * FROM account_users WHERE workspace_id = $1"),
         "events": await rows("SELECT * FROM events WHERE workspace_id = $1"),

@@ -194,6 +194,50 @@ def test_engage_computation_ids_of_any_scalar_type_become_text() -> None:
     assert [k for k, _ in warnings(admitted)] == ["field_coerced", "field_coerced"]
 
 
+ENGAGE = {"personas": {"computation_class": "audience", "computation_key": "vip"}}
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        {"type": "track", "event": "Audience Entered",
+         "context": {**ENGAGE, "traits": {"email": " Jo@Initech.com "}}},
+        {"type": "identify", "traits": {"email": "jo@initech.com", "vip": True},
+         "context": ENGAGE},
+    ],
+)  # fmt: skip
+def test_an_engage_call_for_an_email_only_profile_is_admitted_by_its_email(
+    message: dict[str, Any],
+) -> None:
+    """Engage sends one call per identifier of a profile; an email is one. The email, in
+    lower case, is the call's identity (its Kafka key)."""
+    admitted = door(message)
+    assert admitted.identity == "jo@initech.com"
+    stamps = {"receivedAt": NOW.isoformat(), "sextant": {"workspaceId": 7, "connectorId": 3}}
+    decoded = CALL_DECODER.decode(msgspec.json.encode({**admitted.message, **stamps}))
+    assert decoded.email == "jo@initech.com"  # the worker finds the same identity
+
+
+@pytest.mark.parametrize(
+    ("message", "why"),
+    [
+        ({"type": "track", "event": "E", "context": {"traits": {"email": "jo@initech.com"}}},
+         "not from Engage"),
+        ({"type": "group", "groupId": "g", "traits": {"email": "billing@initech.com"},
+          "context": ENGAGE}, "a group's traits are its account's"),
+        ({"type": "track", "event": "E", "context": {**ENGAGE, "traits": {"email": "nobody"}}},
+         "not an email"),
+        ({"type": "delete", "context": {**ENGAGE, "traits": {"email": "jo@initech.com"}}},
+         "a delete needs a userId"),
+    ],
+)  # fmt: skip
+def test_an_email_is_no_identity_outside_engages_email_only_calls(
+    message: dict[str, Any], why: str
+) -> None:
+    with pytest.raises(InvalidRequest, match="neither userId nor anonymousId"):
+        door(message)
+
+
 @pytest.mark.parametrize(
     ("value", "kept", "kind"),
     [(5, "5", "field_coerced"), (True, "true", "field_coerced"), ({"a": 1}, None, "field_dropped")],

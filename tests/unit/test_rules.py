@@ -457,7 +457,8 @@ def test_free_email_users_are_ignored_until_a_work_email() -> None:
     assert blocked.users == blocked.changes.events == []
     assert len(blocked.warned("free_email_blocked")) == 3
     assert [a.group_id for a in blocked.changes.unused_accounts] == ["g1"]
-    assert set(blocked.changes.block) == {(WS, "user_id", "u1")}
+    # The free address is blocked too: Engage's calls for that email-only profile are ignored.
+    assert set(blocked.changes.block) == {(WS, "user_id", "u1"), (WS, "email", "j@gmail.com")}
     let_in = apply(
         on(
             {"type": "identify", "userId": "u1", "traits": {"email": "j@initech.com"}},
@@ -740,3 +741,61 @@ def test_context_group_id_puts_events_and_page_views_with_their_account() -> Non
     assert [e.account for e in result.changes.events] == [account]
     assert [v.account for v in result.changes.page_views] == [account]
     assert {(m.account.group_id, m.user.user_id) for m in result.changes.members} == {("g-7", "u1")}
+
+
+def b2b(event: str, user_id: str, at: str, group: str = "g") -> AnyCall:
+    return call({"type": "track", "userId": user_id, "event": event,
+                 "context": {"groupId": group}, "timestamp": at})  # fmt: skip
+
+
+def test_account_removed_user_is_an_ending_not_a_membership() -> None:
+    result = apply(
+        b2b("Account Added User", "u1", "2026-01-01T00:00:00Z"),
+        b2b("Account Removed User", "u1", "2026-01-01T01:00:00Z"),
+    )
+    assert [m.version[:20] for m in result.changes.members] == ["2026-01-01T00:00:00."]
+    assert [(m.account.group_id, m.version[:20]) for m in result.changes.endings] == [
+        ("g", "2026-01-01T01:00:00.")
+    ]
+    assert [e.account is not None for e in result.changes.events] == [True, True]
+
+
+def test_account_deleted_is_a_tombstone_that_cuts_an_account_newer_calls_named() -> None:
+    """Deleted at 01:00, named again at 02:00: the account stays with only what is newer;
+    a call older than the delete takes nothing to it."""
+    loaded = Loaded()
+    result = apply(
+        call({"type": "group", "userId": "u1", "groupId": "g", "traits": {"plan": "a"},
+              "timestamp": "2026-01-01T00:00:00Z"}),
+        b2b("Account Deleted", "u2", "2026-01-01T01:00:00Z"),
+        b2b("Signed In", "u3", "2026-01-01T02:00:00Z"),
+        loaded=loaded,
+    )  # fmt: skip
+    account = loaded.accounts[(WS, "g")]
+    assert result.changes.account_tombstones == {(WS, "g"): b2b_version(result, "u2")}
+    assert result.changes.gone_accounts == []
+    assert result.changes.account_cuts == [(account, b2b_version(result, "u2"))]
+    assert account.columns == {}
+    deleted_event = [e for e in result.changes.events if e.name == "Account Deleted"]
+    assert [e.account for e in deleted_event] == [None]
+    late = apply(
+        call({"type": "group", "userId": "u4", "groupId": "g", "traits": {"plan": "b"},
+              "timestamp": "2026-01-01T00:30:00Z"}),
+        loaded=Loaded(account_tombstones={(WS, "g"): b2b_version(result, "u2")}),
+    )  # fmt: skip
+    assert late.changes.members == []
+    assert [a.columns for a in late.changes.accounts] == []
+
+
+def test_an_account_deleted_that_nothing_newer_named_is_gone() -> None:
+    result = apply(
+        call({"type": "group", "userId": "u1", "groupId": "g",
+              "timestamp": "2026-01-01T00:00:00Z"}),
+        b2b("Account Deleted", "u1", "2026-01-01T01:00:00Z"),
+    )  # fmt: skip
+    assert [a.group_id for a in result.changes.gone_accounts] == ["g"]
+
+
+def b2b_version(result: Applied, user_id: str) -> str:
+    [version] = [e.version for e in result.changes.events if e.user.user_id == user_id]
+    return version

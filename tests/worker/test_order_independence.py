@@ -26,6 +26,8 @@ from worker.unit_of_work import apply_calls
 USERS = {"u1": ["a1", "a2"], "u2": ["a3"], "u3": ["a4"]}
 ANONYMOUS = ["a1", "a2", "a3", "a4", "a5"]
 OWNER = {a: u for u, anons in USERS.items() for a in anons}
+# Each userId's email (Engage's email-only calls name them); j@ belongs to nobody.
+EMAILS = {"u1": "a@initech.com", "u2": "b@initech.com"}
 
 
 # Values that are no identity: the door treats them as absent.
@@ -48,16 +50,42 @@ small = st.one_of(st.integers(0, 3), st.sampled_from(["x", "y"]))
 
 calls = st.one_of(
     st.builds(
-        lambda who, traits: {"type": "identify", **who, "traits": traits},
+        lambda who, traits, email: {
+            "type": "identify",
+            **who,
+            "traits": {**traits, **({"email": EMAILS[who["userId"]]} if email else {})}
+            if who.get("userId") in EMAILS
+            else traits,
+        },
         identity(),
         st.fixed_dictionaries(
             {},
-            optional={
-                "email": st.sampled_from(["a@initech.com", "b@initech.com"]),
-                "firstName": st.sampled_from(["Peter", "Joanna"]),
-                "plan": small,
-            },
+            optional={"firstName": st.sampled_from(["Peter", "Joanna"]), "plan": small},
         ),
+        st.booleans(),
+    ),
+    # Engage's calls for an email-only profile: an audience entered, a trait set.
+    st.builds(
+        lambda email, member: {
+            "type": "track",
+            "event": "Audience Entered" if member else "Audience Exited",
+            "properties": {"audience_key": "shopper"},
+            "context": {
+                "traits": {"email": email},
+                "personas": {"computation_class": "audience", "computation_key": "shopper"},
+            },
+        },
+        st.sampled_from(["a@initech.com", "b@initech.com", "j@initech.com"]),
+        st.booleans(),
+    ),
+    st.builds(
+        lambda email, plan: {
+            "type": "identify",
+            "traits": {"email": email, "plan": plan},
+            "context": {"personas": {"computation_class": "trait", "computation_key": "plan"}},
+        },
+        st.sampled_from(["a@initech.com", "j@initech.com"]),
+        small,
     ),
     st.builds(
         lambda who, event, props: {"type": "track", **who, "event": event, "properties": props},

@@ -4,6 +4,11 @@ ids attached to the userId's user, and anonymous users merged into it.
 Users with different userIds are never merged. An identified user holds at most `cap`
 anonymous ids: past that, a new one stays with its own anonymous user. An anonymous id
 that belonged to a deleted user leads calls newer than the delete back to that userId.
+
+Engage's emails (an Engage call for an email-only profile, an identify with a userId and
+an email) are identities kept as anonymous ids are, under the same rules and cap. In
+memory both live in one map, an email told apart by a mark no identifier can carry (the
+receiver and the decoder remove NUL); `identity_key` and `secondary_of` translate.
 """
 
 from __future__ import annotations
@@ -11,7 +16,38 @@ from __future__ import annotations
 from sextant.calls import AnyCall, IdentityKey, IngestionWarning
 from worker.rules.records import Tombstone, User
 
-AnonymousKey = tuple[int, str]  # (workspace, anonymous id)
+AnonymousKey = tuple[int, str]  # (workspace, anonymous id or marked email)
+EMAIL_MARK = "\x00"
+
+
+def email_id(email: str) -> str:
+    return EMAIL_MARK + email
+
+
+def is_email_id(secondary: str) -> bool:
+    return secondary.startswith(EMAIL_MARK)
+
+
+def identity_key(ws: int, secondary: str) -> IdentityKey:
+    """An anonymous id or marked email as the identity tombstones and blocks are kept by."""
+    if is_email_id(secondary):
+        return (ws, "email", secondary.removeprefix(EMAIL_MARK))
+    return (ws, "anonymous_id", secondary)
+
+
+def secondary_of(key: IdentityKey) -> str | None:
+    """An identity as this module keeps it beside anonymous ids; None for a userId."""
+    _, kind, value = key
+    if kind == "anonymous_id":
+        return value
+    return email_id(value) if kind == "email" else None
+
+
+def shown(secondary: str) -> dict[str, str]:
+    """An anonymous id or marked email as a warning names it."""
+    if is_email_id(secondary):
+        return {"email": secondary.removeprefix(EMAIL_MARK)}
+    return {"anonymous_id": secondary}
 
 
 class Identities:
@@ -45,16 +81,26 @@ class Identities:
         self._held: dict[User, int] = {u: counts.get(u.pk or 0, 0) for u in users}
 
     def user_for(self, call: AnyCall, user_id: str | None, anonymous_id: str | None) -> User:
-        """The call's user, created if need be; an anonymous id it names is attached."""
+        """The call's user, created if need be; an anonymous id (or email) it names is
+        attached."""
         ws = call.workspace_id
+        email = email_id(call.email) if call.email else None
+        if user_id is None and anonymous_id is None:
+            anonymous_id = email  # an Engage call for an email-only profile
         if user_id is None and anonymous_id is not None:
             user_id = self._deleted_owner(ws, anonymous_id)
         user = self.resolve(ws, user_id, anonymous_id)
         user.touch(call.version)
-        key = (ws, anonymous_id or "")
+        self._named_together(call, anonymous_id, user)
+        if email is not None and email != anonymous_id and user_id is not None:
+            self._named_together(call, email, self.resolve(ws, user_id, email))
+        return user
+
+    def _named_together(self, call: AnyCall, anonymous_id: str | None, user: User) -> None:
+        """Remember the newest call that named an anonymous id with the user owning it."""
+        key = (call.workspace_id, anonymous_id or "")
         if anonymous_id is not None and self.by_anonymous_id.get(key) is user:
             self.anonymous_versions[key] = max(call.version, self.anonymous_versions.get(key, ""))
-        return user
 
     def resolve(self, ws: int, user_id: str | None, anonymous_id: str | None) -> User:
         user = self.by_user_id.get((ws, user_id)) if user_id else None
@@ -92,7 +138,7 @@ class Identities:
             IngestionWarning(
                 "merge_refused",
                 {
-                    "anonymous_id": anonymous_id,
+                    **shown(anonymous_id),
                     "belongs_to_user_id": owner,
                     "rule": "users with different userIds are never merged",
                 },
@@ -102,7 +148,7 @@ class Identities:
             IngestionWarning(
                 "identity_cap_reached",
                 {
-                    "anonymous_id": anonymous_id,
+                    **shown(anonymous_id),
                     "user_id": user_id,
                     "limit": self._cap,
                     "rule": "a user holds at most this many anonymous ids; this one stays apart",
@@ -123,7 +169,7 @@ class Identities:
         newer than the delete finds that user again, as it would have before the delete."""
         if (ws, anonymous_id) in self.by_anonymous_id:
             return None
-        tombstone = self._tombstones.get((ws, "anonymous_id", anonymous_id))
+        tombstone = self._tombstones.get(identity_key(ws, anonymous_id))
         return tombstone.user_id if tombstone else None
 
     def _new_user(self, ws: int, user_id: str | None) -> User:

@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from sextant.calls import AnyCall, IdentityKey
-from worker.rules.identity import Identities
+from worker.rules.identity import Identities, identity_key, secondary_of
 from worker.rules.records import Tombstone, User
 
 
@@ -33,11 +33,11 @@ def remember_pairing(
     if user_id is None or deleted is None:
         return
     for key in call.identities:
-        if key[1] != "anonymous_id":
+        if (anonymous_id := secondary_of(key)) is None:
             continue
-        if (ws, key[2]) in identities.by_anonymous_id:
+        if (ws, anonymous_id) in identities.by_anonymous_id:
             # An anonymous user that newer calls made joins the userId as usual.
-            identities.resolve(ws, user_id, key[2])
+            identities.resolve(ws, user_id, anonymous_id)
         current = tombstones.get(key)
         if current is None or current.version < deleted.version:
             tombstones[key] = new_tombstones[key] = Tombstone(deleted.version, user_id)
@@ -81,7 +81,7 @@ def judge(
             verdicts.survivors.append(user)
     for (ws, anonymous_id), owner in identities.by_anonymous_id.items():
         if (tombstone := verdicts.doomed.get(owner.final())) is not None:
-            new_tombstones[(ws, "anonymous_id", anonymous_id)] = Tombstone(
+            new_tombstones[identity_key(ws, anonymous_id)] = Tombstone(
                 tombstone.version, tombstone.user_id
             )
     return verdicts

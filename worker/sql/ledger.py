@@ -38,11 +38,15 @@ ON CONFLICT (workspace_id, kind, identity) DO UPDATE
        user_id = coalesce(EXCLUDED.user_id, t.user_id)
 """
 
-# A deleted user's anonymous ids get tombstones too, naming the user they belonged to.
+# A deleted user's anonymous ids and emails get tombstones too, naming the user they
+# belonged to.
 _TOMBSTONE_ANONYMOUS_IDS = """
 INSERT INTO tombstones AS t (workspace_id, kind, identity, version, user_id)
-SELECT a.workspace_id, 'anonymous_id', a.anonymous_id, d.version, d.user_id
-  FROM anonymous_ids a
+SELECT a.workspace_id, a.kind, a.identity, d.version, d.user_id
+  FROM (SELECT workspace_id, 'anonymous_id' AS kind, anonymous_id AS identity, user_pk
+          FROM anonymous_ids
+        UNION ALL
+        SELECT workspace_id, 'email', email, user_pk FROM email_identities) AS a
   JOIN unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[])
        AS d (w, user_pk, version, user_id)
     ON a.workspace_id = d.w AND a.user_pk = d.user_pk

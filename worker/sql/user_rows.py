@@ -17,9 +17,12 @@ _MOVE_CHILDREN = [
     """UPDATE page_views p SET user_pk = m.winner
          FROM unnest($1::bigint[], $2::bigint[], $3::bigint[]) AS m (w, loser, winner)
         WHERE p.workspace_id = m.w AND p.user_pk = m.loser""",
-    """UPDATE anonymous_ids a SET user_pk = m.winner
-         FROM unnest($1::bigint[], $2::bigint[], $3::bigint[]) AS m (w, loser, winner)
-        WHERE a.workspace_id = m.w AND a.user_pk = m.loser""",
+    *(
+        f"""UPDATE {table} a SET user_pk = m.winner
+             FROM unnest($1::bigint[], $2::bigint[], $3::bigint[]) AS m (w, loser, winner)
+            WHERE a.workspace_id = m.w AND a.user_pk = m.loser"""
+        for table in ("anonymous_ids", "email_identities")
+    ),
     """INSERT INTO account_users (workspace_id, account_pk, user_pk, version, created_at)
        SELECT au.workspace_id, au.account_pk, m.winner, au.version, au.created_at
          FROM account_users au
@@ -81,10 +84,13 @@ _FORGET_BEFORE = [
          USING unnest($1::bigint[], $2::bigint[], $3::timestamptz[], $4::text[], $5::text[])
                AS p (w, pk, t, mid, version)
         WHERE x.workspace_id = p.w AND x.user_pk = p.pk AND x.version < p.version""",
-    """DELETE FROM anonymous_ids x
-         USING unnest($1::bigint[], $2::bigint[], $3::timestamptz[], $4::text[], $5::text[])
-               AS p (w, pk, t, mid, version)
-        WHERE x.workspace_id = p.w AND x.user_pk = p.pk AND x.version < p.version""",
+    *(
+        f"""DELETE FROM {table} x
+             USING unnest($1::bigint[], $2::bigint[], $3::timestamptz[], $4::text[], $5::text[])
+                   AS p (w, pk, t, mid, version)
+            WHERE x.workspace_id = p.w AND x.user_pk = p.pk AND x.version < p.version"""
+        for table in ("anonymous_ids", "email_identities")
+    ),
     # Counters and seen times are what the remaining rows say.
     """UPDATE users u SET
               page_views = (SELECT count(*) FROM page_views v
@@ -116,6 +122,7 @@ _DELETE = [
             "account_user_endings",
             "audience_memberships",
             "anonymous_ids",
+            "email_identities",
         )
     ),
     """DELETE FROM users u USING unnest($1::bigint[], $2::bigint[]) AS d (w, id)

@@ -1,13 +1,15 @@
-"""SQL for users, their anonymous ids and audience memberships: a statement per table per batch."""
+"""SQL for users, their anonymous ids and emails, and audience memberships: a statement
+per table per batch."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Final
+from typing import Any, Final
 
 import asyncpg
 
 from sextant.db import Conn
+from worker.rules.identity import EMAIL_MARK, is_email_id
 from worker.rules.records import Membership, User
 from worker.sql.arrays import audience_rows, columnar, pk
 
@@ -34,8 +36,12 @@ COLUMNS: Final = (
 )
 _SELECT_COLUMNS = ", ".join(COLUMNS)
 
-# Users named by userId, or by an anonymous id mapped to them, locked in one order
-# (workspace, id) so that concurrent batches cannot deadlock on them.
+# Anonymous ids and Engage's emails are kept alike, each in its own table (see
+# `rules.identity`): (table, its id column).
+_SECONDARY_TABLES: Final = (("anonymous_ids", "anonymous_id"), ("email_identities", "email"))
+
+# Users named by userId, or by an anonymous id or email mapped to them, locked in one
+# order (workspace, id) so that concurrent batches cannot deadlock on them.
 _LOCK_USERS = f"""
 SELECT id, workspace_id, user_id, {_SELECT_COLUMNS}, page_views, first_seen_at, last_seen_at,
        traits, field_versions, touched_version
@@ -49,25 +55,32 @@ SELECT id, workspace_id, user_id, {_SELECT_COLUMNS}, page_views, first_seen_at, 
         SELECT a.workspace_id, a.user_pk
           FROM anonymous_ids a
           JOIN jsonb_array_elements($2::jsonb) AS k
-            ON a.workspace_id = (k ->> 0)::bigint AND a.anonymous_id = k ->> 1)
+            ON a.workspace_id = (k ->> 0)::bigint AND a.anonymous_id = k ->> 1
+        UNION
+        SELECT e.workspace_id, e.user_pk
+          FROM email_identities e
+          JOIN jsonb_array_elements($3::jsonb) AS k
+            ON e.workspace_id = (k ->> 0)::bigint AND e.email = k ->> 1)
  ORDER BY workspace_id, id
    FOR UPDATE
 """
 
-_ANONYMOUS_IDS = """
-SELECT a.workspace_id, a.anonymous_id, a.user_pk
-  FROM anonymous_ids a
+_OWNERS = """
+SELECT a.workspace_id, a.{column} AS id, a.user_pk
+  FROM {table} a
   JOIN unnest($1::bigint[], $2::text[]) AS k (w, aid)
-    ON a.workspace_id = k.w AND a.anonymous_id = k.aid
+    ON a.workspace_id = k.w AND a.{column} = k.aid
 """
 
-# How many anonymous ids each identified user holds, for the cap.
+# How many anonymous ids and emails each identified user holds, for the cap.
 _ANONYMOUS_COUNTS = """
-SELECT a.user_pk, count(*) AS held
-  FROM anonymous_ids a
+SELECT user_pk, count(*) AS held
+  FROM (SELECT workspace_id, user_pk FROM anonymous_ids
+        UNION ALL
+        SELECT workspace_id, user_pk FROM email_identities) AS a
   JOIN unnest($1::bigint[], $2::bigint[]) AS k (w, pk)
     ON a.workspace_id = k.w AND a.user_pk = k.pk
- GROUP BY a.user_pk
+ GROUP BY user_pk
 """
 
 _NEW_IDS = "SELECT nextval(pg_get_serial_sequence('users', 'id')) FROM generate_series(1, $1)"
@@ -114,16 +127,16 @@ UPDATE users u SET
 
 # New anonymous ids only; ids that already had an owner move with `merge`.
 _MAP_ANONYMOUS_IDS = """
-INSERT INTO anonymous_ids (workspace_id, anonymous_id, user_pk, version)
+INSERT INTO {table} (workspace_id, {column}, user_pk, version)
 SELECT * FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::text[])
-ON CONFLICT (workspace_id, anonymous_id) DO NOTHING
+ON CONFLICT (workspace_id, {column}) DO NOTHING
 """
 
 # The newest call that named an anonymous id with its owner.
 _BUMP_ANONYMOUS_IDS = """
-UPDATE anonymous_ids a SET version = greatest(a.version, k.version)
+UPDATE {table} a SET version = greatest(a.version, k.version)
   FROM unnest($1::bigint[], $2::text[], $3::text[]) AS k (w, aid, version)
- WHERE a.workspace_id = k.w AND a.anonymous_id = k.aid AND a.version < k.version
+ WHERE a.workspace_id = k.w AND a.{column} = k.aid AND a.version < k.version
 """
 
 _UPSERT_AUDIENCES = """
@@ -145,17 +158,25 @@ async def lock(
     user_ids: Sequence[tuple[int, str]],
     anonymous_ids: Sequence[tuple[int, str]],
 ) -> list[User]:
-    """Lock the users named by (workspace, userId) or by (workspace, anonymous id)."""
-    rows = await conn.fetch(_LOCK_USERS, list(user_ids), list(anonymous_ids))
+    """Lock the users named by (workspace, userId) or by (workspace, anonymous id or
+    marked email)."""
+    anonymous, emails = _by_table(anonymous_ids)
+    rows = await conn.fetch(_LOCK_USERS, list(user_ids), anonymous, emails)
     return [_user(r) for r in rows]
 
 
 async def anonymous_id_owners(
     conn: Conn, anonymous_ids: Iterable[tuple[int, str]]
 ) -> dict[tuple[int, str], int]:
-    ws, aids = columnar(anonymous_ids, 2)
-    rows = await conn.fetch(_ANONYMOUS_IDS, ws, aids)
-    return {(r["workspace_id"], r["anonymous_id"]): r["user_pk"] for r in rows}
+    """The users owning these anonymous ids and marked emails, by pk."""
+    owners: dict[tuple[int, str], int] = {}
+    for (table, column), part in zip(_SECONDARY_TABLES, _by_table(anonymous_ids), strict=True):
+        if not part:
+            continue
+        mark = EMAIL_MARK if table == "email_identities" else ""
+        rows = await conn.fetch(_OWNERS.format(table=table, column=column), *columnar(part, 2))
+        owners |= {(r["workspace_id"], mark + r["id"]): r["user_pk"] for r in rows}
+    return owners
 
 
 async def anonymous_id_counts(conn: Conn, users: Sequence[User]) -> dict[int, int]:
@@ -225,14 +246,33 @@ async def map_new_anonymous_ids(conn: Conn, mappings: Sequence[tuple[int, str, U
     if not mappings:
         return True
     rows = [(ws, anonymous_id, pk(owner), version) for ws, anonymous_id, owner, version in mappings]
-    status = await conn.execute(_MAP_ANONYMOUS_IDS, *columnar(rows, 4))
-    return int(status.split()[-1]) == len(mappings)
+    mapped = 0
+    for (table, column), part in zip(_SECONDARY_TABLES, _by_table(rows), strict=True):
+        if part:
+            statement = _MAP_ANONYMOUS_IDS.format(table=table, column=column)
+            mapped += int((await conn.execute(statement, *columnar(part, 4))).split()[-1])
+    return mapped == len(mappings)
 
 
 async def bump_anonymous_ids(conn: Conn, versions: Sequence[tuple[int, str, str]]) -> None:
     """Record the newest call that named each (workspace, anonymous id) with its owner."""
-    if versions:
-        await conn.execute(_BUMP_ANONYMOUS_IDS, *columnar(versions, 3))
+    for (table, column), part in zip(_SECONDARY_TABLES, _by_table(versions), strict=True):
+        if part:
+            statement = _BUMP_ANONYMOUS_IDS.format(table=table, column=column)
+            await conn.execute(statement, *columnar(part, 3))
+
+
+def _by_table(rows: Iterable[tuple[Any, ...]]) -> tuple[list[Any], list[Any]]:
+    """Rows whose second value is an anonymous id or a marked email, split by the table
+    each is kept in (anonymous ids, emails), the mark removed."""
+    anonymous: list[Any] = []
+    emails: list[Any] = []
+    for row in rows:
+        if is_email_id(row[1]):
+            emails.append((row[0], row[1].removeprefix(EMAIL_MARK), *row[2:]))
+        else:
+            anonymous.append(row)
+    return anonymous, emails
 
 
 async def save_memberships(conn: Conn, memberships: Sequence[Membership]) -> None:
