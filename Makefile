@@ -10,7 +10,7 @@ DEVENV := [ -n "$$DATABASE_URL" ] || [ ! -f .sextant/dev.env ] || . ./.sextant/d
 
 .DEFAULT_GOAL := help
 .PHONY: help install run test test-fast lint format migrate key keys revoke clean bench bench-migrations fuzz fuzz-door \
-        status lag dlq dlq-replay replay topics partitions workspace-restore warnings \
+        status lag dlq dlq-replay replay topics partitions workspace-restore workspace-limit warnings \
         suppress unsuppress suppressions forget identifier-block identifier-unblock identifiers \
         image compose-up compose-down
 
@@ -122,6 +122,11 @@ partitions: $(STAMP) ## grow the call topic: make partitions PARTITIONS=24 (Kafk
 workspace-restore: $(STAMP) ## re-create a lost workspace: make workspace-restore WORKSPACE=acme ID=42
 	@[ -n "$(WORKSPACE)" ] && [ -n "$(ID)" ] || { echo "usage: make workspace-restore WORKSPACE=name ID=id"; exit 2; }
 	@$(DEVENV) $(BIN)/sextant workspace restore --id '$(ID)' '$(WORKSPACE)'
+
+workspace-limit: $(STAMP) ## a workspace's intake rate: make workspace-limit WORKSPACE=acme [CALLS_PER_SECOND=500]
+	@test -n "$(WORKSPACE)" || { echo "usage: make workspace-limit WORKSPACE=name [CALLS_PER_SECOND=n, 0: the default]"; exit 2; }
+	@$(DEVENV) $(BIN)/sextant workspace limit --workspace '$(WORKSPACE)' \
+	  $(if $(CALLS_PER_SECOND),--calls-per-second '$(CALLS_PER_SECOND)')
 
 IMAGE   ?= sextant:latest
 COMPOSE := docker compose -f deploy/compose.yaml

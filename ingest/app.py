@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import asyncpg
 import msgspec
 import structlog
 from aiohttp import web
@@ -20,7 +21,8 @@ from ingest.door import Arrival
 from ingest.framing import answer_unparsed_requests_in_json
 from ingest.intake import BodyShape, Intake, decompress, parse_body, prepare
 from ingest.keys import Credential, KeyStore
-from ingest.lists import ListStore
+from ingest.limits import IntakeLimiter, retry_after_header
+from ingest.lists import ListStore, WorkspaceLists
 from ingest.metrics import IngestMetrics
 from ingest.openapi import openapi_document
 from ingest.producer import Publisher
@@ -31,6 +33,7 @@ from sextant.errors import (
     Forbidden,
     InvalidRequest,
     MissingKey,
+    OverLimit,
     RequestRejected,
     TooLarge,
     Unavailable,
@@ -47,6 +50,7 @@ _STATUS: dict[type[RequestRejected], int] = {
     MissingKey: 401,
     Forbidden: 403,
     TooLarge: 413,
+    OverLimit: 429,
     UnsupportedType: 501,
     Unavailable: 503,
 }
@@ -63,6 +67,12 @@ class Receiver:
     lists: ListStore
     publisher: Publisher
     metrics: IngestMetrics
+    limiter: IntakeLimiter
+
+    @property
+    def sharing(self) -> int:
+        """How many receivers share each workspace's rate: configured, else counted."""
+        return self.settings.receiver_replicas or self.lists.live_receivers
 
     @property
     def future_tolerance(self) -> timedelta:
@@ -94,6 +104,11 @@ def create_app(settings: Settings) -> web.Application:
             "keys": receiver.keys.loaded and receiver.lists.loaded,
         }
 
+    def sharing() -> float:
+        receiver = app.get(RECEIVER)
+        return receiver.sharing if receiver is not None else 0
+
+    app[METRICS].receivers.set_function(sharing)
     add_probes(app, readiness, app[METRICS].registry)
     app.router.add_get("/openapi.json", _openapi)
     return app
@@ -123,7 +138,7 @@ async def _receiver_ctx(app: web.Application) -> AsyncIterator[None]:
         await lists.load()
         await ensure_topics(settings)
         await publisher.start()
-        app[RECEIVER] = Receiver(settings, keys, lists, publisher, app[METRICS])
+        app[RECEIVER] = Receiver(settings, keys, lists, publisher, app[METRICS], IntakeLimiter())
         tasks = [
             asyncio.create_task(keys.refresh_forever(), name="key-refresh"),
             asyncio.create_task(lists.refresh_forever(), name="lists-refresh"),
@@ -136,6 +151,8 @@ async def _receiver_ctx(app: web.Application) -> AsyncIterator[None]:
         await asyncio.gather(*tasks, return_exceptions=True)
     finally:
         await publisher.stop()
+        with contextlib.suppress(OSError, asyncpg.PostgresError):
+            await lists.forget_this_receiver()
         await pool.close()
 
 
@@ -155,11 +172,13 @@ def _handler(route: str, shape: BodyShape, default_type: str | None) -> Handler:
         if credential is None:
             credential = await _authorize(receiver, parsed.write_key, request, raw)
         structlog.contextvars.bind_contextvars(workspace=credential.workspace_id)
+        lists = receiver.lists.of(credential.workspace_id)
+        _hold_to_rate(receiver, credential.workspace_id, len(parsed.messages), lists)
         arrival = Arrival(
             received_at=datetime.now(UTC),
             correct_clock=shape is not BodyShape.PARTNER,
             future_tolerance=receiver.future_tolerance,
-            lists=receiver.lists.of(credential.workspace_id),
+            lists=lists,
         )
         intake = prepare(
             parsed,
@@ -191,6 +210,19 @@ async def _authorize(
     check_origin(request.headers.get("Origin"), credential.trusted_domains)
     check_signature(raw, request.headers.get("X-Signature"), credential.shared_secret)
     return credential
+
+
+def _hold_to_rate(receiver: Receiver, workspace_id: int, calls: int, lists: WorkspaceLists) -> None:
+    """Refuse the whole request with 429 when the workspace is over its intake rate,
+    before any of it is judged or forwarded."""
+    limit = lists.calls_per_second or receiver.settings.workspace_calls_per_second
+    wait = receiver.limiter.take(workspace_id, calls, limit / receiver.sharing, time.monotonic())
+    if wait is not None:
+        receiver.metrics.limited_counter(workspace_id).inc(calls)
+        raise OverLimit(
+            f"this workspace is over its intake rate of {limit} calls per second",
+            retry_after_header(wait),
+        )
 
 
 async def _read_body(request: web.Request) -> bytes:
@@ -263,7 +295,8 @@ def _refusal(request: web.Request, e: RequestRejected) -> web.Response:
     if isinstance(e, InvalidRequest) and e.rejected:
         body["rejected"] = [{"index": i, "message": m} for i, m in e.rejected]
         request.app[METRICS].call_counter("any", "rejected").inc(len(e.rejected))
-    headers = {"Retry-After": _RETRY_AFTER_SECONDS} if e.retriable else None
+    retry_after = str(e.retry_after) if isinstance(e, OverLimit) else _RETRY_AFTER_SECONDS
+    headers = {"Retry-After": retry_after} if e.retriable else None
     return _reply(status, body, headers)
 
 

@@ -28,6 +28,17 @@ class IngestMetrics:
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
             registry=self.registry,
         )
+        self.limited = Counter(
+            "sextant_calls_limited",
+            "Calls refused with 429 because their workspace was over its intake rate.",
+            ["workspace"],
+            registry=self.registry,
+        )
+        self.receivers = Gauge(
+            "sextant_receivers_sharing_rates",
+            "Receivers this one divides each workspace's intake rate by.",
+            registry=self.registry,
+        )
         self.broker_ready = Gauge(
             "sextant_broker_ready", "1 while the broker answers.", registry=self.registry
         )
@@ -41,3 +52,7 @@ class IngestMetrics:
     @functools.cache  # noqa: B019
     def call_counter(self, call_type: str, outcome: str) -> Counter:
         return self.calls.labels(call_type, outcome)
+
+    @functools.cache  # noqa: B019
+    def limited_counter(self, workspace_id: int) -> Counter:
+        return self.limited.labels(str(workspace_id))

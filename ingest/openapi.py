@@ -40,6 +40,13 @@ _RESPONSES: dict[str, Any] = {
         f"{MAX_REQUEST_BYTES // 1024} KB a request after decompression, "
         f"{MAX_BATCH_MESSAGES} messages a batch."
     ),
+    "429": {
+        **_error(
+            "The workspace is over its intake rate: nothing of the request was forwarded; "
+            "retry after the seconds given."
+        ),
+        "headers": {"Retry-After": {"schema": {"type": "integer", "minimum": 1}}},
+    },
     "501": _error("A message type Sextant does not support."),
     "503": {
         **_error("The broker did not acknowledge in time: nothing was accepted; retry."),

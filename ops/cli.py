@@ -81,6 +81,14 @@ def _parser() -> argparse.ArgumentParser:
     )
     restore_ws.add_argument("--id", type=int, required=True, dest="workspace_id")
     restore_ws.add_argument("name")
+    limit_ws = command(
+        "limit",
+        commands.workspace_limit,
+        "show or set a workspace's intake rate (429 past it; 0 puts back the default)",
+        workspace,
+    )
+    limit_ws.add_argument("--workspace", required=True)
+    limit_ws.add_argument("--calls-per-second", type=int, metavar="N")
 
     key = subcommands.add_parser("key", help="API keys").add_subparsers(
         required=True, metavar="ACTION"

@@ -88,6 +88,22 @@ def workspace_restore(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def workspace_limit(settings: Settings, args: argparse.Namespace) -> int:
+    default = settings.workspace_calls_per_second
+    default_text = f"{default} calls/s" if default else "unlimited"
+    if args.calls_per_second is not None:
+        _in_database(
+            settings, lambda c: workspaces.set_intake_rate(c, args.workspace, args.calls_per_second)
+        )
+    rate = _in_database(settings, lambda c: workspaces.intake_rate(c, args.workspace))
+    shown = (
+        f"{rate} calls/s" if rate else f"the default (WORKSPACE_CALLS_PER_SECOND: {default_text})"
+    )
+    changed = " from now on (receivers: within 5 s)" if args.calls_per_second is not None else ""
+    print(f"{args.workspace!r} is held to {shown}{changed}")
+    return 0
+
+
 def key_create(settings: Settings, args: argparse.Namespace) -> int:
     created = _in_database(
         settings,

@@ -52,3 +52,24 @@ async def restore_workspace(conn: Conn, restored_id: int, name: str) -> None:
                 raise AdminError(f"workspace {restored_id} exists already, named {holder!r}")
             raise AdminError(f"a workspace named {name!r} exists already, with another id")
         await conn.execute(_ADVANCE_SEQUENCE)
+
+
+async def set_intake_rate(conn: Conn, name: str, calls_per_second: int) -> None:
+    """Hold the workspace to `calls_per_second` (contract 7.8); 0 puts it back on the
+    receivers' default, `WORKSPACE_CALLS_PER_SECOND`."""
+    if calls_per_second < 0:
+        raise AdminError("calls per second cannot be negative")
+    status = await conn.execute(
+        "UPDATE workspaces SET calls_per_second = $2 WHERE name = $1",
+        name,
+        calls_per_second or None,
+    )
+    if status.endswith(" 0"):
+        raise AdminError(f"no workspace named {name!r}")
+
+
+async def intake_rate(conn: Conn, name: str) -> int | None:
+    """The workspace's own rate, or None when it follows the default."""
+    await workspace_id(conn, name)
+    rate = await conn.fetchval("SELECT calls_per_second FROM workspaces WHERE name = $1", name)
+    return None if rate is None else int(rate)

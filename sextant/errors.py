@@ -62,6 +62,16 @@ class Unavailable(RequestRejected):
     retriable = True
 
 
+class OverLimit(RequestRejected):
+    """The workspace is over its intake rate; `retry_after` says when it has room again."""
+
+    retriable = True
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 # --- worker --------------------------------------------------------------------------------
 
 

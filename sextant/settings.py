@@ -44,6 +44,11 @@ class Settings:
     max_anonymous_ids_per_user: int = 500
     # Attribute definitions per entity (per event name for events); new names past it drop.
     max_attributes_per_entity: int = 1000
+    # A workspace's calls per second when it has no rate of its own; 0 is unlimited.
+    workspace_calls_per_second: int = 0
+    # Receiver pods sharing each workspace's rate (each enforces rate / replicas); 0 counts
+    # the receivers that reported to Postgres in the last few seconds.
+    receiver_replicas: int = 0
     # Segment gives a destination 5 s; answer 503 well before it gives up on us.
     broker_ack_timeout: float = 3.0
     # Revocation must reach every receiver within 5 s.
@@ -133,6 +138,10 @@ class Settings:
             max_attributes_per_entity=read(
                 "MAX_ATTRIBUTES_PER_ENTITY", _int_in(1, 1_000_000), cls.max_attributes_per_entity
             ),
+            workspace_calls_per_second=read(
+                "WORKSPACE_CALLS_PER_SECOND", _int_in(0, 10_000_000), cls.workspace_calls_per_second
+            ),
+            receiver_replicas=read("RECEIVER_REPLICAS", _int_in(0, 10_000), cls.receiver_replicas),
             broker_ack_timeout=read(
                 "BROKER_ACK_TIMEOUT", _float_in(0.05, 4.5), cls.broker_ack_timeout
             ),
