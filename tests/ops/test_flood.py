@@ -40,6 +40,9 @@ async def test_make_workspace_limit_holds_a_workspace_to_its_rate_and_lets_it_go
     await eventually(accepted, timeout=5)
     unknown = make("workspace-limit", "WORKSPACE=no-such-workspace", "CALLS_PER_SECOND=5")
     assert "the default (WORKSPACE_CALLS_PER_SECOND: unlimited)" in shown_before.stdout
-    assert limited.returncode == 0 and "held to 10 calls/s from now on" in limited.stdout
-    assert released.returncode == 0 and "the default" in released.stdout
-    assert unknown.returncode != 0 and "no workspace named 'no-such-workspace'" in unknown.stderr
+    assert limited.returncode == 0
+    assert "held to 10 calls/s from now on" in limited.stdout
+    assert released.returncode == 0
+    assert "the default" in released.stdout
+    assert unknown.returncode != 0
+    assert "no workspace named 'no-such-workspace'" in unknown.stderr

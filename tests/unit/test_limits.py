@@ -44,7 +44,8 @@ def test_a_burst_gets_one_seconds_worth_then_waits() -> None:
     limiter = IntakeLimiter()
     admitted = [limiter.take(7, 1, 10, 0.0) for _ in range(15)]
     assert admitted.count(None) == 10
-    assert admitted[10] is not None and 0.09 < admitted[10] < 0.11
+    assert admitted[10] is not None
+    assert 0.09 < admitted[10] < 0.11
     assert limiter.take(7, 1, 10, 0.1) is None  # a tenth of a second buys one call
 
 
@@ -52,7 +53,8 @@ def test_a_batch_larger_than_the_bucket_passes_when_full_and_leaves_a_debt() -> 
     limiter = IntakeLimiter()
     assert limiter.take(1, 500, 100, 0.0) is None
     wait = limiter.take(1, 1, 100, 0.0)
-    assert wait is not None and abs(wait - 4.01) < 1e-6
+    assert wait is not None
+    assert abs(wait - 4.01) < 1e-6
 
 
 def test_workspaces_have_buckets_of_their_own_and_zero_is_unlimited() -> None:
