@@ -12,7 +12,7 @@ DEVENV := [ -n "$$DATABASE_URL" ] || [ ! -f .sextant/dev.env ] || . ./.sextant/d
 .PHONY: help install run test test-fast lint format migrate key keys revoke clean bench bench-migrations fuzz fuzz-door \
         status lag dlq dlq-replay replay topics partitions workspace-restore workspace-limit warnings \
         suppress unsuppress suppressions forget identifier-block identifier-unblock identifiers \
-        image compose-up compose-down
+        image compose-up compose-down profile
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-18s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -157,6 +157,17 @@ fuzz-door: $(STAMP) ## the door's end-to-end property test, longer: FUZZ_EXAMPLE
 bench-migrations: $(STAMP) ## this release's migrations on a million events while a writer inserts
 	$(BIN)/python -m bench.migration_locks
 
-bench: $(STAMP) ## throughput, lag and memory in one run (about 11 minutes; BENCH_SOAK_SECONDS=300)
-	@command -v wrk >/dev/null || { command -v apt-get >/dev/null && (apt-get install -y -qq wrk >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq wrk)); }
+WRK := command -v wrk >/dev/null || { command -v apt-get >/dev/null && (apt-get install -y -qq wrk >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq wrk)); }
+
+bench: $(STAMP) ## throughput, lag and memory in one run (about 20 minutes; BENCH_SOAK_SECONDS=600)
+	@$(WRK)
 	$(BIN)/python -m bench
+
+PROFILE_STAMP := $(VENV)/.profile-$(shell cksum pyproject.toml | cut -d' ' -f1)
+$(PROFILE_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[dev,profile]'
+	@rm -f $(VENV)/.profile-*; touch $@
+
+profile: $(PROFILE_STAMP) ## where the receiver spends its time under load (py-spy): SHAPE=single|batch
+	@$(WRK)
+	$(BIN)/python -m bench.profile $(or $(SHAPE),single)

@@ -71,6 +71,7 @@ def make_app(ack_ms: float | None) -> web.Application:
     app = web.Application()
     app.router.add_post("/v1/batch", batch)
     app.router.add_post("/v1/track", one)
+    app.router.add_post("/segment", one)
     app.router.add_get("/healthz", healthz)
     return app
 

@@ -2,16 +2,41 @@
 
 from __future__ import annotations
 
+import functools
+import itertools
 import random
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 USERS = 10_000
+# The skewed population: one user sends this share of all calls (a load-test account, a
+# bot, a shared "demo" login), the others follow Zipf's law, as real audiences do.
+HEAVY_SHARE = 0.30
+ZIPF_EXPONENT = 1.1
+
+Population = Callable[[random.Random], str]
 
 
-def realistic_call(rng: random.Random, n: int) -> dict[str, Any]:
+def uniform(rng: random.Random) -> str:
+    return f"user-{rng.randrange(USERS)}"
+
+
+@functools.cache
+def _zipf_cumulative() -> list[float]:
+    return list(itertools.accumulate(1 / r**ZIPF_EXPONENT for r in range(1, USERS)))
+
+
+def skewed(rng: random.Random) -> str:
+    if rng.random() < HEAVY_SHARE:
+        return "user-0"
+    rank = rng.choices(range(1, USERS), cum_weights=_zipf_cumulative())[0]
+    return f"user-{rank}"
+
+
+def realistic_call(rng: random.Random, n: int, population: Population = uniform) -> dict[str, Any]:
     """60% track, 20% identify, 15% page, 5% group, over 10,000 users."""
-    user = f"user-{rng.randrange(USERS)}"
+    user = population(rng)
     roll = rng.random()
     if roll < 0.60:
         call: dict[str, Any] = {

@@ -100,17 +100,24 @@ def admit(
     call_type = _call_type(message, default_type)
     for name in _STAMPS:
         message.pop(name, None)
+    # Each check below is asked only of the members present: a message has few of them,
+    # and on a busy receiver these calls are most of a message's cost.
     blocked = [
         found
         for name in _IDENTIFIERS
-        if (found := _identifier(message, name, arrival.lists.blocked, mends)) is not None
+        if name in message
+        and (found := _identifier(message, name, arrival.lists.blocked, mends)) is not None
     ]
     _message_id(message, raw, mends)
-    moments = {name: _timestamp(message, name, mends) for name in _TIMESTAMPS}
+    moments = {
+        name: _timestamp(message, name, mends) if name in message else None for name in _TIMESTAMPS
+    }
     for name in _OBJECTS:
-        _object(message, name, mends)
+        if name in message:
+            _object(message, name, mends)
     for name in _SPEC_TEXTS:
-        _text(message, name, name, mends)
+        if name in message:
+            _text(message, name, name, mends)
     if isinstance(context := message.get("context"), dict):
         _context(context, mends)
     for name in ("traits", "properties"):
@@ -201,7 +208,7 @@ def _timestamp(message: dict[str, Any], name: str, mends: Mends) -> datetime | N
         del message[name]
         mends.unparsable(name, value if isinstance(value, str) else json.dumps(value)[:100])
     else:
-        message[name] = format_timestamp(moment)
+        message[name] = moment  # the record's encoder writes it in RFC 3339, UTC
     return moment
 
 
@@ -261,10 +268,13 @@ def _text(container: dict[str, Any], name: str, path: str, mends: Mends, longest
 
 def _context(context: dict[str, Any], mends: Mends) -> None:
     for name in _CONTEXT_TEXTS:
-        _text(context, name, f"context.{name}", mends)
-    _group_id(context, "groupId", "context.groupId", mends)
+        if name in context:
+            _text(context, name, f"context.{name}", mends)
+    if "groupId" in context:
+        _group_id(context, "groupId", "context.groupId", mends)
     for name in _CONTEXT_OBJECTS:
-        _object(context, name, mends, "context.")
+        if name in context:
+            _object(context, name, mends, "context.")
     if "active" in context and not isinstance(context["active"], bool):
         value = context.pop("active")
         if value is not None:

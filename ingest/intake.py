@@ -7,6 +7,7 @@ Pure functions: no HTTP, no Kafka, no clock of their own, so they are tested fas
 from __future__ import annotations
 
 import enum
+from datetime import datetime
 import zlib
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,7 +17,6 @@ import msgspec
 from ingest import scan
 from ingest.door import Admitted, Arrival, admit
 from ingest.mending import Mends, decode_object
-from ingest.timestamps import format_timestamp
 from ingest.wire import MAX_BATCH_MESSAGES, MAX_REQUEST_BYTES, BatchBody, KeyOnly
 from sextant.calls import CALL_DECODER, MAX_DEPTH, STAMP_FIELD, IngestionWarning, Stamp
 from sextant.errors import InvalidRequest, RequestRejected, TooLarge, UnsupportedType
@@ -175,7 +175,7 @@ def prepare(
     intake = Intake()
     refusals: set[type[RequestRejected]] = set()
     workspace = f"{stamp.workspace_id}:"
-    received_at = format_timestamp(arrival.received_at)
+    received_at = arrival.received_at
     for index, raw in enumerate(parsed.messages):
         try:
             admitted = admit(
@@ -209,7 +209,7 @@ def _suppressed(admitted: Admitted, arrival: Arrival) -> bool:
 
 
 def _record(
-    admitted: Admitted, stamp: Stamp, batch_warnings: list[IngestionWarning], received_at: str
+    admitted: Admitted, stamp: Stamp, batch_warnings: list[IngestionWarning], received_at: datetime
 ) -> bytes:
     """The Kafka value: the canonical message with the receiver's stamps, checked with the
     worker's own decoder, so that what is accepted here is what a worker can apply."""

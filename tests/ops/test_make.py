@@ -18,7 +18,13 @@ from tests.support.helpers import MAKE_VARS, ROOT
 RUNBOOK = (ROOT / "deploy/RUNBOOK.md").read_text()
 # Targets for people working on Sextant itself, not for operators.
 DEVELOPER_TARGETS = {"help", "install", "run", "test", "test-fast", "lint", "format", "clean"}
-DEVELOPER_TARGETS |= {"bench", "bench-migrations", "fuzz", "fuzz-door"}  # measuring and fuzzing
+DEVELOPER_TARGETS |= {
+    "bench",
+    "bench-migrations",
+    "fuzz",
+    "fuzz-door",
+    "profile",
+}  # measuring and fuzzing
 
 
 def _help_targets() -> set[str]:
