@@ -63,6 +63,7 @@ def _parser() -> argparse.ArgumentParser:
 
     command("serve", commands.serve, "run the HTTP receiver")
     command("work", commands.work, "run one worker (a consumer-group member)")
+    command("manage", commands.manage, "run the management API (MANAGE_PORT, MANAGE_TOKEN)")
     command("migrate", commands.migrate, "apply schema migrations (safe to run concurrently)")
     command(
         "dev", commands.dev, "the embedded stack of `make run`, in the foreground; Ctrl-C stops all"

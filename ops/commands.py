@@ -55,6 +55,15 @@ def work(settings: Settings, args: argparse.Namespace) -> int:
     return run(run_worker(settings))
 
 
+def manage(settings: Settings, args: argparse.Namespace) -> int:
+    from ops.manage.server import serve_management
+
+    settings.require_database_url()
+    if not settings.manage_token:
+        raise ConfigError("MANAGE_TOKEN is not set: the management API does not run without one")
+    return run(serve_management(settings))
+
+
 def migrate(settings: Settings, args: argparse.Namespace) -> int:
     applied = _in_database(settings, migrations.migrate)
     print(f"migrations applied: {applied or 'none, schema is current'}")
@@ -129,7 +138,7 @@ def key_create(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def key_list(settings: Settings, args: argparse.Namespace) -> int:
-    found = _in_database(settings, lambda c: keys.list_keys(c, args.workspace))
+    found = _in_database(settings, lambda c: keys.list_keys(c, args.workspace)).items
     if args.json:
         print(msgspec.json.encode(found).decode())
         return 0
@@ -163,10 +172,8 @@ def attribute_define(settings: Settings, args: argparse.Namespace) -> int:
 
 def suppress(settings: Settings, args: argparse.Namespace) -> int:
     if args.action == "list":
-        for user_id, since in _in_database(
-            settings, lambda c: privacy.suppressed(c, args.workspace)
-        ):
-            print(f"{since}  {user_id}")
+        for listed in _in_database(settings, lambda c: privacy.suppressed(c, args.workspace)).items:
+            print(f"{listed.created_at.isoformat(timespec='seconds')}  {listed.value}")
         return 0
     if not args.user_id:
         raise AdminError("--user-id USER_ID is required (or `suppress list`)")
@@ -195,8 +202,9 @@ def identifier_unblock(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def identifier_list(settings: Settings, args: argparse.Namespace) -> int:
-    for value in _in_database(settings, lambda c: privacy.blocked_identifiers(c, args.workspace)):
-        print(value)
+    found = _in_database(settings, lambda c: privacy.blocked_identifiers(c, args.workspace))
+    for listed in found.items:
+        print(listed.value)
     print(f"(and the built-in values: {', '.join(sorted(repr(v) for v in BUILT_IN))})")
     return 0
 
@@ -213,11 +221,14 @@ def user_delete(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def warnings(settings: Settings, args: argparse.Namespace) -> int:
+    from ops.pages import PageRequest
     from ops.warnings import list_warnings
 
-    found, only_counted = _in_database(
-        settings, lambda c: list_warnings(c, args.workspace, args.kind, args.since, args.limit)
+    page = _in_database(
+        settings,
+        lambda c: list_warnings(c, args.workspace, args.kind, args.since, PageRequest(args.limit)),
     )
+    found, only_counted = page.items, page.extra["only_counted"]
     if args.json:
         for w in found:
             print(msgspec.json.encode(w).decode())

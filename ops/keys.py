@@ -5,10 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from ops.pages import EVERYTHING, Order, Page, PageRequest, fetch_page
 from ops.workspaces import workspace_id
 from sextant.apikeys import KEY_PREFIX_LENGTH, hash_key, key_prefix, new_key
 from sextant.db import Conn
-from sextant.errors import AdminError
+from sextant.errors import InvalidInput, NotFound
 
 DEFAULT_CONNECTOR = "default"
 
@@ -80,35 +81,53 @@ async def create_key(
     )
 
 
-async def list_keys(conn: Conn, workspace: str) -> list[KeyInfo]:
-    rows = await conn.fetch(
-        """SELECT k.key_prefix, c.name AS connector, k.created_at, k.revoked_at
+async def add_key(conn: Conn, workspace: str, connector: str) -> CreatedKey:
+    """A new key for an existing connector (the management API; `create_key` makes both)."""
+    ws = await workspace_id(conn, workspace)
+    connector_id = await conn.fetchval(
+        "SELECT id FROM connectors WHERE workspace_id = $1 AND name = $2", ws, connector
+    )
+    if connector_id is None:
+        raise NotFound(f"no connector named {connector!r} in {workspace!r}")
+    return await create_key(conn, workspace, connector)
+
+
+async def list_keys(conn: Conn, workspace: str, page: PageRequest = EVERYTHING) -> Page[KeyInfo]:
+    """Keys by prefix, newest first; a whole key is never stored, so never shown."""
+    ws = await workspace_id(conn, workspace)
+    rows, cursor = await fetch_page(
+        conn,
+        """SELECT k.key_prefix, c.name AS connector, k.created_at, k.revoked_at,
+                  k.created_at AS page_time, k.id AS page_key
              FROM api_keys k
              JOIN connectors c ON c.workspace_id = k.workspace_id AND c.id = k.connector_id
-             JOIN workspaces w ON w.id = k.workspace_id
-            WHERE w.name = $1
-            ORDER BY k.created_at, k.id""",
-        workspace,
+            WHERE k.workspace_id = $1""",
+        [ws],
+        Order("k.created_at", "k.id", "bigint"),
+        page,
     )
-    if not rows:
-        await workspace_id(conn, workspace)  # says so when there is no such workspace
-    return [KeyInfo(**dict(r)) for r in rows]
+    return Page([KeyInfo(r[0], r[1], r[2], r[3]) for r in rows], cursor)
 
 
-async def revoke_key(conn: Conn, key_or_prefix: str) -> str:
-    """Revoke one key, named whole or by its prefix; returns the prefix."""
+async def revoke_key(conn: Conn, key_or_prefix: str, workspace: str | None = None) -> str:
+    """Revoke one key, named whole or by its prefix (within `workspace` when given);
+    returns the prefix."""
     if len(key_or_prefix) > KEY_PREFIX_LENGTH:
         where, arg = "key_hash = $1", hash_key(key_or_prefix)
     else:
         where, arg = "key_prefix = $1", key_or_prefix
+    ws = None if workspace is None else await workspace_id(conn, workspace)
     async with conn.transaction():
         rows = await conn.fetch(
-            f"SELECT workspace_id, id, key_prefix FROM api_keys WHERE {where} FOR UPDATE", arg
+            f"""SELECT workspace_id, id, key_prefix FROM api_keys
+                 WHERE {where} AND ($2::bigint IS NULL OR workspace_id = $2) FOR UPDATE""",
+            arg,
+            ws,
         )
         if not rows:
-            raise AdminError("no such key")
+            raise NotFound("no such key")
         if len(rows) > 1:
-            raise AdminError("that prefix names several keys: give the whole key")
+            raise InvalidInput("that prefix names several keys: give the whole key")
         row = rows[0]
         await conn.execute(
             """UPDATE api_keys SET revoked_at = coalesce(revoked_at, now())

@@ -4,9 +4,13 @@ few seconds, as they reload keys."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
+
+from ops.pages import EVERYTHING, Order, Page, PageRequest, fetch_page
 from ops.workspaces import workspace_id
 from sextant.db import Conn
-from sextant.errors import AdminError
+from sextant.errors import AlreadyExists, NotFound
 from sextant.identifiers import BUILT_IN, comparable
 
 
@@ -27,25 +31,27 @@ async def unsuppress(conn: Conn, workspace: str, user_id: str) -> None:
         "DELETE FROM suppressions WHERE workspace_id = $1 AND user_id = $2", ws, user_id
     )
     if status.endswith(" 0"):
-        raise AdminError(f"userId {user_id!r} is not suppressed in {workspace!r}")
+        raise NotFound(f"userId {user_id!r} is not suppressed in {workspace!r}")
 
 
-async def suppressed(conn: Conn, workspace: str) -> list[tuple[str, str]]:
-    """(userId, since) of every suppressed userId, newest first."""
-    ws = await workspace_id(conn, workspace)
-    rows = await conn.fetch(
-        "SELECT user_id, created_at FROM suppressions WHERE workspace_id = $1 "
-        "ORDER BY created_at DESC, user_id",
-        ws,
-    )
-    return [(r["user_id"], r["created_at"].isoformat(timespec="seconds")) for r in rows]
+@dataclass(frozen=True, slots=True)
+class Listed:
+    """A suppressed userId or a blocked identifier value, and since when."""
+
+    value: str
+    created_at: datetime
+
+
+async def suppressed(conn: Conn, workspace: str, page: PageRequest = EVERYTHING) -> Page[Listed]:
+    """Every suppressed userId with when it was suppressed, newest first."""
+    return await _listed(conn, workspace, "suppressions", "user_id", page)
 
 
 async def block_identifier(conn: Conn, workspace: str, value: str) -> str:
     """Add a value to the workspace's unusable identifiers; returns it as it is compared."""
     kept = comparable(value)
     if kept in BUILT_IN:
-        raise AdminError(f"{value!r} is blocked for every workspace already")
+        raise AlreadyExists(f"{value!r} is blocked for every workspace already")
     ws = await workspace_id(conn, workspace)
     await conn.execute(
         "INSERT INTO blocked_identifiers (workspace_id, value) VALUES ($1, $2) "
@@ -64,13 +70,26 @@ async def unblock_identifier(conn: Conn, workspace: str, value: str) -> None:
         comparable(value),
     )
     if status.endswith(" 0"):
-        raise AdminError(f"{value!r} is not one of {workspace!r}'s blocked values")
+        raise NotFound(f"{value!r} is not one of {workspace!r}'s blocked values")
 
 
-async def blocked_identifiers(conn: Conn, workspace: str) -> list[str]:
-    """The workspace's own blocked values (the built-in ones apply too)."""
+async def blocked_identifiers(
+    conn: Conn, workspace: str, page: PageRequest = EVERYTHING
+) -> Page[Listed]:
+    """The workspace's own blocked values, newest first (the built-in ones apply too)."""
+    return await _listed(conn, workspace, "blocked_identifiers", "value", page)
+
+
+async def _listed(
+    conn: Conn, workspace: str, table: str, column: str, page: PageRequest
+) -> Page[Listed]:
     ws = await workspace_id(conn, workspace)
-    rows = await conn.fetch(
-        "SELECT value FROM blocked_identifiers WHERE workspace_id = $1 ORDER BY value", ws
+    rows, cursor = await fetch_page(
+        conn,
+        f"SELECT {column}, created_at, created_at AS page_time, {column} AS page_key "
+        f"FROM {table} WHERE workspace_id = $1",
+        [ws],
+        Order("created_at", column),
+        page,
     )
-    return [r["value"] for r in rows]
+    return Page([Listed(r[0], r[1]) for r in rows], cursor)

@@ -7,19 +7,18 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from ops.pages import EVERYTHING, Order, Page, PageRequest, fetch_page
 from ops.workspaces import workspace_id
 from sextant.db import Conn
 from worker.sql.warnings import RECORDED_PER_MINUTE
 
 _LIST = """
-SELECT kind, message_id, user_id, anonymous_id, detail, created_at
+SELECT kind, message_id, user_id, anonymous_id, detail, created_at,
+       created_at AS page_time, id AS page_key
   FROM ingestion_warnings
  WHERE workspace_id = $1
    AND ($2::text IS NULL OR kind = $2)
-   AND ($3::timestamptz IS NULL OR created_at >= $3)
- ORDER BY created_at DESC, id DESC
- LIMIT $4
-"""
+   AND ($3::timestamptz IS NULL OR created_at >= $3)"""
 
 # Warnings counted past the bound of each minute, and so not kept as rows.
 _NOT_RECORDED = """
@@ -46,10 +45,13 @@ async def list_warnings(
     workspace: str,
     kind: str | None = None,
     since: datetime | None = None,
-    limit: int = 100,
-) -> tuple[list[RecordedWarning], int]:
-    """The newest warnings (at most `limit`), and how many more were only counted."""
+    page: PageRequest = EVERYTHING,
+) -> Page[RecordedWarning]:
+    """The newest warnings, a page of them, and (in `extra`) how many more were only counted."""
     ws = await workspace_id(conn, workspace)
-    rows = await conn.fetch(_LIST, ws, kind, since, limit)
+    rows, cursor = await fetch_page(
+        conn, _LIST, [ws, kind, since], Order("created_at", "id", "bigint"), page
+    )
     only_counted = await conn.fetchval(_NOT_RECORDED, ws, kind, since, RECORDED_PER_MINUTE)
-    return [RecordedWarning(**dict(r)) for r in rows], int(only_counted)
+    found = [RecordedWarning(*r[:6]) for r in rows]
+    return Page(found, cursor, {"only_counted": int(only_counted)})

@@ -3,8 +3,12 @@ lost, so that calls still in Kafka apply again."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
+
+from ops.pages import EVERYTHING, Order, Page, PageRequest, fetch_page
 from sextant.db import Conn
-from sextant.errors import AdminError
+from sextant.errors import AlreadyExists, InvalidInput, NotFound
 
 
 async def create_workspace(conn: Conn, name: str) -> int:
@@ -13,7 +17,7 @@ async def create_workspace(conn: Conn, name: str) -> int:
         "INSERT INTO workspaces (name) VALUES ($1) ON CONFLICT (name) DO NOTHING RETURNING id", name
     )
     if created is None:
-        raise AdminError(f"workspace {name!r} already exists")
+        raise AlreadyExists(f"workspace {name!r} already exists")
     return int(created)
 
 
@@ -21,7 +25,7 @@ async def workspace_id(conn: Conn, name: str) -> int:
     """The id of the workspace `name`; an AdminError if there is none."""
     found = await conn.fetchval("SELECT id FROM workspaces WHERE name = $1", name)
     if found is None:
-        raise AdminError(f"no workspace named {name!r}")
+        raise NotFound(f"no workspace named {name!r}")
     return int(found)
 
 
@@ -49,8 +53,8 @@ async def restore_workspace(conn: Conn, restored_id: int, name: str) -> None:
         if await conn.fetchval(_RESTORE, restored_id, name) is None:
             holder = await conn.fetchval("SELECT name FROM workspaces WHERE id = $1", restored_id)
             if holder is not None:
-                raise AdminError(f"workspace {restored_id} exists already, named {holder!r}")
-            raise AdminError(f"a workspace named {name!r} exists already, with another id")
+                raise AlreadyExists(f"workspace {restored_id} exists already, named {holder!r}")
+            raise AlreadyExists(f"a workspace named {name!r} exists already, with another id")
         await conn.execute(_ADVANCE_SEQUENCE)
 
 
@@ -58,14 +62,14 @@ async def set_intake_rate(conn: Conn, name: str, calls_per_second: int) -> None:
     """Hold the workspace to `calls_per_second` (contract 7.8); 0 puts it back on the
     receivers' default, `WORKSPACE_CALLS_PER_SECOND`."""
     if calls_per_second < 0:
-        raise AdminError("calls per second cannot be negative")
+        raise InvalidInput("calls per second cannot be negative")
     status = await conn.execute(
         "UPDATE workspaces SET calls_per_second = $2 WHERE name = $1",
         name,
         calls_per_second or None,
     )
     if status.endswith(" 0"):
-        raise AdminError(f"no workspace named {name!r}")
+        raise NotFound(f"no workspace named {name!r}")
 
 
 async def intake_rate(conn: Conn, name: str) -> int | None:
@@ -73,3 +77,22 @@ async def intake_rate(conn: Conn, name: str) -> int | None:
     await workspace_id(conn, name)
     rate = await conn.fetchval("SELECT calls_per_second FROM workspaces WHERE name = $1", name)
     return None if rate is None else int(rate)
+
+
+@dataclass(frozen=True, slots=True)
+class WorkspaceInfo:
+    name: str
+    calls_per_second: int | None  # None: WORKSPACE_CALLS_PER_SECOND
+    created_at: datetime
+
+
+async def list_workspaces(conn: Conn, page: PageRequest = EVERYTHING) -> Page[WorkspaceInfo]:
+    rows, cursor = await fetch_page(
+        conn,
+        "SELECT name, calls_per_second, created_at, created_at AS page_time, name AS page_key "
+        "FROM workspaces WHERE true",
+        [],
+        Order("created_at", "name"),
+        page,
+    )
+    return Page([WorkspaceInfo(*r[:3]) for r in rows], cursor)

@@ -22,7 +22,19 @@ class ConfigError(SextantError):
 
 
 class AdminError(SextantError):
-    """An operator command cannot be carried out as asked (unknown name, ambiguous prefix)."""
+    """An operator command cannot be carried out as asked; the subclass says why."""
+
+
+class NotFound(AdminError):
+    """What the command names does not exist (a workspace, a connector, a key)."""
+
+
+class AlreadyExists(AdminError):
+    """What the command would create exists already."""
+
+
+class InvalidInput(AdminError):
+    """A value the command was given is not one it takes."""
 
 
 # --- intake: a request the receiver refuses ---------------------------------------------

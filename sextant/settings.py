@@ -60,10 +60,13 @@ class Settings:
     worker_batch_size: int = 3000
     worker_lanes: int = 2
     worker_port: int = 8081  # the worker's /healthz, /readyz and /metrics
+    manage_port: int = 8082  # the management API, never on the receiver's port
+    manage_token: str | None = None  # its Bearer token; `sextant manage` needs one
 
     def __repr__(self) -> str:
         fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         fields["database_url"] = _redact_url(self.database_url)
+        fields["manage_token"] = "***" if self.manage_token else None
         return "Settings(" + ", ".join(f"{k}={v!r}" for k, v in fields.items()) + ")"
 
     def require_database_url(self) -> str:
@@ -153,6 +156,8 @@ class Settings:
             worker_batch_size=read("WORKER_BATCH_SIZE", _int_in(1, 50_000), cls.worker_batch_size),
             worker_lanes=read("WORKER_LANES", _int_in(1, 64), cls.worker_lanes),
             worker_port=read("WORKER_PORT", _int_in(0, 65_535), cls.worker_port),
+            manage_port=read("MANAGE_PORT", _int_in(0, 65_535), cls.manage_port),
+            manage_token=read("MANAGE_TOKEN", _token, None),
         )
 
 
@@ -171,6 +176,12 @@ class _Reader:
 
 
 def _nonempty(raw: str) -> str:
+    return raw
+
+
+def _token(raw: str) -> str:
+    if len(raw) < 16:
+        raise ValueError("must be at least 16 characters (a random secret, not a password)")
     return raw
 
 

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import sys
+from collections.abc import AsyncIterator
 
+import aiohttp
 import pytest
 
+from ops.devstack import free_port
 from sextant.settings import Settings
 from tests.support.fixture_types import Run
 from tests.support.helpers import MAKE_VARS, ROOT, service_env
+from tests.support.manage import TOKEN, Manage
 
 
 @pytest.fixture
@@ -43,3 +48,13 @@ def make(settings: Settings) -> Run:
         )
 
     return run
+
+
+@pytest.fixture
+async def manage(settings: Settings, http: aiohttp.ClientSession) -> AsyncIterator[Manage]:
+    from ops.manage.app import running
+
+    port = free_port()
+    own = dataclasses.replace(settings, manage_token=TOKEN)
+    async with running(own, "127.0.0.1", port):
+        yield Manage(f"http://127.0.0.1:{port}", http)
