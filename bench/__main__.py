@@ -23,7 +23,7 @@ from typing import Any
 
 import asyncpg
 
-from bench.end_to_end import own_topics, bench_end_to_end, upsert_ceiling
+from bench.end_to_end import bench_end_to_end, own_topics, upsert_ceiling
 from bench.isolation import bench_isolation
 from bench.receiver import bench_neighbour, bench_receiver
 from bench.steady import bench_steady

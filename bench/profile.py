@@ -15,7 +15,7 @@ from pathlib import Path
 
 from bench.__main__ import phase
 from bench.processes import process, service_env, wait_http
-from bench.receiver import bodies, basic_auth
+from bench.receiver import basic_auth, bodies
 from bench.wrk import wrk
 from ops.devstack import free_port
 from sextant.settings import Settings

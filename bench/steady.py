@@ -12,7 +12,7 @@ import aiohttp
 import asyncpg
 
 from bench.calls import realistic_call
-from bench.end_to_end import fresh_run, batch_body
+from bench.end_to_end import batch_body, fresh_run
 from bench.processes import process, rss_kib, service_env, wait_http, worker_processes
 from bench.receiver import basic_auth
 from ops.devstack import free_port

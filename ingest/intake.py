@@ -7,9 +7,9 @@ Pure functions: no HTTP, no Kafka, no clock of their own, so they are tested fas
 from __future__ import annotations
 
 import enum
-from datetime import datetime
 import zlib
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import msgspec

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import ctypes
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -31,11 +32,16 @@ DEV_ENV_FILE = Path(".sextant/dev.env")
 def run_dev(settings: Settings) -> int:
     with embedded_services(settings) as services:
         api_key = asyncio.run(_prepare(services))
-        env = _child_env(services)
+        manage_port = services.port + WORKERS + 1
+        env = _child_env(services) | {
+            "MANAGE_PORT": str(manage_port),
+            "MANAGE_TOKEN": services.manage_token or secrets.token_urlsafe(24),
+        }
         with _dev_env_file(env), _processes(env, services.port) as procs:
             base = f"http://127.0.0.1:{services.port}"
             _wait_ready(base, procs)
-            print(_banner(base, api_key), flush=True)
+            manage = f"http://127.0.0.1:{manage_port}"
+            print(_banner(base, api_key, manage, env["MANAGE_TOKEN"]), flush=True)
             return _supervise(procs)
 
 
@@ -53,7 +59,10 @@ def _child_env(settings: Settings) -> dict[str, str]:
 @contextlib.contextmanager
 def _dev_env_file(env: dict[str, str]) -> Iterator[None]:
     DEV_ENV_FILE.parent.mkdir(exist_ok=True)
-    names = ("DATABASE_URL", "KAFKA_BOOTSTRAP_SERVERS", "KAFKA_ENABLE_IDEMPOTENCE")
+    names = (
+        "DATABASE_URL", "KAFKA_BOOTSTRAP_SERVERS", "KAFKA_ENABLE_IDEMPOTENCE", "MANAGE_PORT",
+        "MANAGE_TOKEN",
+    )  # fmt: skip
     DEV_ENV_FILE.write_text("".join(f"export {n}='{env[n]}'\n" for n in names))
     try:
         yield
@@ -69,10 +78,12 @@ def _die_with_parent() -> None:
 
 @contextlib.contextmanager
 def _processes(env: dict[str, str], port: int) -> Iterator[list[subprocess.Popen[bytes]]]:
-    """The receiver on `port`, and workers whose health endpoints follow it."""
+    """The receiver on `port`, workers whose health endpoints follow it, and the
+    management API on MANAGE_PORT."""
     commands: list[tuple[str, dict[str, str]]] = [("serve", {})] + [
         ("work", {"WORKER_PORT": str(port + 1 + i)}) for i in range(WORKERS)
     ]
+    commands.append(("manage", {}))
     procs: list[subprocess.Popen[bytes]] = []
     try:
         for command, extra_env in commands:
@@ -137,19 +148,27 @@ def _supervise(procs: list[subprocess.Popen[bytes]]) -> int:
             signal.signal(sig, handler)
 
 
-def _banner(base: str, api_key: str) -> str:
+def _banner(base: str, api_key: str, manage: str, token: str) -> str:
     body = '{"userId":"user-1","event":"Signed Up","properties":{"plan":"Pro"}}'
     return f"""
-Sextant is running: one receiver and {WORKERS} workers on the embedded stack.
+Sextant is running: one receiver, {WORKERS} workers and the management API on the
+embedded stack.
 
-  receiver   {base}   (/readyz, /metrics, /openapi.json)
-  workspace  {DEMO_WORKSPACE}
-  API key    {api_key}
+  receiver    {base}   (/readyz, /metrics, /openapi.json)
+  workspace   {DEMO_WORKSPACE}
+  API key     {api_key}
+  manage API  {manage}   (/manage/openapi.json)
+  its token   {token}
 
 Send a call:
 
   curl -s -u '{api_key}:' -H 'Content-Type: application/json' \\
        -d '{body}' {base}/v1/track
+
+See the user it made:
+
+  curl -s -H 'Authorization: Bearer {token}' \\
+       {manage}/manage/v1/workspaces/{DEMO_WORKSPACE}/users/user-1
 
 Ctrl-C stops everything.
 """

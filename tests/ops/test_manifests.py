@@ -295,7 +295,7 @@ def test_compose_commands_are_sextant_commands_on_sextant_settings() -> None:
     accepts, and the topics step makes as many partitions as the settings say."""
     services = _compose()["services"]
     ours = {n: s for n, s in services.items() if s.get("build")}
-    assert set(ours) == {"migrate", "receiver", "worker"}
+    assert set(ours) == {"migrate", "receiver", "worker", "manage"}
     for service in ours.values():
         assert (ROOT / service["build"]["context"].removeprefix("../")).is_dir()
         assert (DEPLOY / ".." / service["build"]["dockerfile"]).resolve().is_file()
@@ -356,3 +356,22 @@ def test_the_build_context_holds_what_the_image_copies() -> None:
         for source in shlex.split(args)[:-1]
     }
     assert copied == allowed
+
+
+def test_the_management_api_runs_on_its_port_with_its_token() -> None:
+    """`sextant manage` on MANAGE_PORT, probed there, behind the Service, with a token the
+    settings accept from the Secret."""
+    container = _container("sextant-manage")
+    config = _one("ConfigMap", "sextant")["data"]
+    env = {**config, **_one("Secret", "sextant")["stringData"]}
+    settings = Settings.from_env(env)
+    assert container["args"] == ["manage"]
+    _parses_as_sextant_command(container["args"])
+    assert container["ports"][0]["containerPort"] == settings.manage_port == 8082
+    assert settings.manage_port != settings.port
+    assert settings.manage_token
+    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    service = _one("Service", "sextant-manage")["spec"]
+    pods = _one("Deployment", "sextant-manage")["spec"]["template"]["metadata"]["labels"]
+    assert service["selector"].items() <= pods.items()
