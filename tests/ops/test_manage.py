@@ -148,6 +148,12 @@ async def test_pages_follow_the_cursor_newest_first(manage: Manage) -> None:
         seen += [item["value"] for item in page["items"]]
         cursor, pages = page["next_cursor"], pages + 1
     everything = await manage.call("GET", base)
+    removed = await manage.call("DELETE", f"{base}/u2")
+    removed_again = await manage.call("DELETE", f"{base}/u2")
+    left = await manage.call("GET", base)
+    assert removed[0] == 200
+    assert removed_again[0] == 404
+    assert [item["value"] for item in left[1]["items"]] == ["u4", "u3", "u1", "u0"]
     assert pages == 3
     assert seen == [item["value"] for item in everything[1]["items"]]
     assert sorted(seen) == [f"u{i}" for i in range(5)]
@@ -168,3 +174,12 @@ def test_manage_refuses_to_start_without_a_token(sextant: Run) -> None:
     assert "MANAGE_TOKEN is not set" in result.stderr
     assert short.returncode == 2
     assert "at least 16 characters" in short.stderr
+
+
+async def test_workspaces_are_listed_newest_first(manage: Manage) -> None:
+    first, second = await workspace(manage), await workspace(manage)
+    status, page = await manage.call("GET", "/manage/v1/workspaces?limit=2")
+    assert status == 200
+    assert [w["name"] for w in page["items"]] == [second, first]
+    assert page["items"][0]["calls_per_second"] is None
+    assert page["next_cursor"] is not None

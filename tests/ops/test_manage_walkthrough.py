@@ -54,6 +54,8 @@ async def test_the_readme_walkthrough(
     _, ada = await manage.call("GET", f"{base}/users/ada")
     bob = await manage.call("GET", f"{base}/users/bob")
     _, warnings = await manage.call("GET", f"{base}/warnings?kind=free_email_blocked")
+    _, later = await manage.call("GET", f"{base}/warnings?since=2999-01-01T00:00:00Z")
+    _, events = await manage.call("GET", f"{base}/event-definitions")
     revoked = await manage.call("DELETE", f"{base}/keys/{key['prefix']}")
     started = time.monotonic()
 
@@ -69,6 +71,8 @@ async def test_the_readme_walkthrough(
     assert [e["name"] for e in ada["events"]] == ["Signed Up"]
     assert bob[0] == 404
     assert [w["kind"] for w in warnings["items"]] == ["free_email_blocked"]
+    assert later["items"] == []
+    assert [e["name"] for e in events["items"]] == ["Signed Up"]
     assert revoked[0] == 200
     assert time.monotonic() - started < 5
 
