@@ -27,7 +27,11 @@ install: $(STAMP) ## create .venv and install Sextant with its dev tools
 run: $(STAMP) ## the whole system on the embedded stack (or DATABASE_URL / KAFKA_BOOTSTRAP_SERVERS)
 	$(BIN)/sextant dev
 
+# promtool checks the alert rules in the suite: Debian's `prometheus` package has it.
+PROMTOOL := command -v promtool >/dev/null || { command -v apt-get >/dev/null && (apt-get install -y -qq prometheus >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq prometheus >/dev/null 2>&1)) || echo "make: promtool not installed: the alert-rule tests are skipped"; }
+
 test: $(STAMP) ## the whole suite against real Postgres and Kafka-protocol broker
+	@$(PROMTOOL)
 	$(BIN)/pytest
 
 test-fast: $(STAMP) ## unit tests only (no services)
