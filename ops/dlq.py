@@ -7,7 +7,14 @@ import asyncio
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sextant.kafka import Record, offline_consumer, read_to_end, started_producer, topic_partitions
+from sextant.kafka import (
+    Record,
+    log_end_offsets,
+    offline_consumer,
+    read_to_end,
+    started_producer,
+    topic_partitions,
+)
 from sextant.settings import Settings
 from worker.dead_letters import REASON_HEADER, SOURCE_HEADER
 
@@ -36,7 +43,8 @@ async def list_dead_letters(settings: Settings, limit: int = 1000) -> list[DeadL
             return []
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)
-        found = [_entry(r) for r in await read_to_end(consumer, partitions)]
+        end = await log_end_offsets(settings, partitions)
+        found = [_entry(r) for r in await read_to_end(consumer, partitions, end)]
         return found[:limit]
 
 
@@ -55,7 +63,9 @@ async def replay_dead_letters(settings: Settings) -> int:
         if not partitions:
             return 0
         consumer.assign(partitions)
-        records = await read_to_end(consumer, partitions)
+        records = await read_to_end(
+            consumer, partitions, await log_end_offsets(settings, partitions)
+        )
         acks = [await producer.send(settings.kafka_topic, r.value, key=r.key) for r in records]
         await asyncio.gather(*acks)
         if records:

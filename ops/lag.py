@@ -7,9 +7,10 @@ from dataclasses import dataclass
 from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
+from aiokafka.structs import TopicPartition
 
 from sextant.errors import AdminError
-from sextant.kafka import admin_client, offline_consumer, topic_partitions
+from sextant.kafka import admin_client, log_end_offsets, offline_consumer, topic_partitions
 from sextant.settings import Settings
 
 
@@ -43,19 +44,25 @@ class GroupLag:
 async def consumer_lag(settings: Settings) -> GroupLag:
     """The workers' group lag on the call topic, read without joining the group."""
     async with offline_consumer(settings) as consumer, admin_client(settings) as admin:
-        return await _read(consumer, admin, settings.kafka_topic, settings.kafka_consumer_group)
+        topic, group = settings.kafka_topic, settings.kafka_consumer_group
+        partitions = await topic_partitions(consumer, topic)
+        if not partitions:
+            raise AdminError(f"no topic {topic!r} on the broker (KAFKA_TOPIC)")
+        end = await log_end_offsets(settings, partitions)
+        return await _read(consumer, admin, topic, group, partitions, end)
 
 
 async def _read(
-    consumer: AIOKafkaConsumer, admin: AIOKafkaAdminClient, topic: str, group: str
+    consumer: AIOKafkaConsumer,
+    admin: AIOKafkaAdminClient,
+    topic: str,
+    group: str,
+    partitions: list[TopicPartition],
+    end: dict[TopicPartition, int],
 ) -> GroupLag:
-    partitions = await topic_partitions(consumer, topic)
-    if not partitions:
-        raise AdminError(f"no topic {topic!r} on the broker (KAFKA_TOPIC)")
     # Naming the partitions: some brokers refuse the "every partition" form of OffsetFetch.
     committed = await admin.list_consumer_group_offsets(group, partitions=partitions)
     begin = await consumer.beginning_offsets(partitions)
-    end = await consumer.end_offsets(partitions)
     state, members = await _describe(admin, group)
     rows = []
     for tp in partitions:

@@ -20,7 +20,13 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.structs import TopicPartition
 
 from sextant.errors import AdminError
-from sextant.kafka import Record, offline_consumer, started_producer, topic_partitions
+from sextant.kafka import (
+    Record,
+    log_end_offsets,
+    offline_consumer,
+    started_producer,
+    topic_partitions,
+)
 from sextant.settings import Settings
 
 log = structlog.get_logger()
@@ -79,7 +85,7 @@ async def replay(settings: Settings, span: Span, *, dry_run: bool = False) -> Re
     async with contextlib.AsyncExitStack() as stack:
         consumer = await stack.enter_async_context(offline_consumer(settings))
         producer = None if dry_run else await stack.enter_async_context(started_producer(settings))
-        bounds = await _bounds(consumer, settings.kafka_topic, span)
+        bounds = await _bounds(settings, consumer, settings.kafka_topic, span)
         result = Replayed({tp.partition: b for tp, b in bounds.items()})
         wanted = {tp: b for tp, b in bounds.items() if b[0] < b[1]}
         if wanted:
@@ -89,7 +95,7 @@ async def replay(settings: Settings, span: Span, *, dry_run: bool = False) -> Re
 
 
 async def _bounds(
-    consumer: AIOKafkaConsumer, topic: str, span: Span
+    settings: Settings, consumer: AIOKafkaConsumer, topic: str, span: Span
 ) -> dict[TopicPartition, tuple[int, int]]:
     """Each partition's [start, stop) offsets, within what the topic holds now."""
     every = await topic_partitions(consumer, topic)
@@ -99,7 +105,7 @@ async def _bounds(
     if not partitions:
         raise AdminError(f"topic {topic!r} has no partition {span.partition}")
     begin = await consumer.beginning_offsets(partitions)
-    end = await consumer.end_offsets(partitions)
+    end = await log_end_offsets(settings, partitions)
     if span.from_time is not None:
         start = await _offsets_at(consumer, partitions, span.from_time, end)
         stop = await _offsets_at(consumer, partitions, span.to_time, end) if span.to_time else end

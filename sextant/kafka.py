@@ -76,10 +76,44 @@ async def topic_partitions(consumer: AIOKafkaConsumer, topic: str) -> list[Topic
     return [TopicPartition(topic, p) for p in sorted(ids)]
 
 
-async def read_to_end(consumer: AIOKafkaConsumer, partitions: list[TopicPartition]) -> list[Record]:
-    """Every record from each partition's position up to where it ended when called,
+# How long a read past the reported end waits for a broker that has nothing more.
+_END_PROBE_WAIT_MS = 100
+
+
+async def log_end_offsets(
+    settings: Settings, partitions: list[TopicPartition]
+) -> dict[TopicPartition, int]:
+    """Where each partition ends: one past its last record.
+
+    Apache Kafka answers ListOffsets with that (the high-water mark). The embedded Tansu
+    broker answers with the first offset of the last record batch, short by the rest of
+    that batch, so the records from the reported end on are read to find the true end.
+    On Kafka that read finds nothing and costs one short fetch.
+    """
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.require_kafka(),
+        enable_auto_commit=False,
+        fetch_max_wait_ms=_END_PROBE_WAIT_MS,
+    )
+    await consumer.start()
+    try:
+        end: dict[TopicPartition, int] = dict(await consumer.end_offsets(partitions))
+        consumer.assign(partitions)
+        for tp in partitions:
+            consumer.seek(tp, end[tp])
+        while batch := await consumer.getmany(*partitions, timeout_ms=2 * _END_PROBE_WAIT_MS):
+            for tp, records in batch.items():
+                end[tp] = max(end[tp], records[-1].offset + 1)
+        return end
+    finally:
+        await consumer.stop()
+
+
+async def read_to_end(
+    consumer: AIOKafkaConsumer, partitions: list[TopicPartition], end: dict[TopicPartition, int]
+) -> list[Record]:
+    """Every record from each partition's position up to `end` (`log_end_offsets`),
     oldest first."""
-    end = await consumer.end_offsets(partitions)
     records: list[Record] = []
 
     async def behind() -> bool:

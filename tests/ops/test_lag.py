@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import re
 
@@ -107,3 +108,32 @@ def test_every_metric_the_runbook_names_is_exported() -> None:
     exported = set(re.findall(r"^# TYPE (\S+) ", text, re.M))
     exported |= {f"{name}_total" for name in exported}  # counters' samples end in _total
     assert named <= exported, named - exported
+
+
+@pytest.mark.slow
+async def test_lag_counts_every_record_of_multi_record_batches(
+    settings: Settings, workspace: CreatedKey, sextant: Run
+) -> None:
+    """Records produced together travel in one record batch; the embedded broker reports the
+    end of a partition as the start of its last batch, and `sextant lag` must still count
+    every record no worker has consumed."""
+    producer: AIOKafkaProducer = make_producer(settings)
+    await producer.start()
+    try:
+        for round_ in range(3):
+            sent = [
+                await producer.send(
+                    settings.kafka_topic,
+                    msgspec.json.encode(stamped(workspace, type="page", userId="u1")),
+                    key=f"{workspace.workspace_id}:u{i % 3}".encode(),
+                )
+                for i in range(40 + round_)
+            ]
+            await producer.flush()
+            await asyncio.gather(*sent)
+    finally:
+        await producer.stop()
+    lag = _lag(sextant)
+    produced = 40 + 41 + 42
+    assert lag["total"] == produced
+    assert sum(p["end"] for p in lag["partitions"]) == produced  # type: ignore[attr-defined]
