@@ -272,7 +272,9 @@ def dlq_list(settings: Settings, args: argparse.Namespace) -> int:
         return 0
     print(f"{'dead at':<27}{'workspace':<11}{'source':<36}reason")
     for letter in letters:
-        print(f"{letter.dead_at:<27}{letter.workspace:<11}{letter.source:<36}{letter.reason}")
+        # A reason may quote Postgres' DETAIL and HINT lines: one line per dead letter.
+        reason = " ".join(letter.reason.split())
+        print(f"{letter.dead_at:<27}{letter.workspace:<11}{letter.source:<36}{reason}")
     return 0
 
 

@@ -21,6 +21,13 @@ _TEN_YEARS = 10 * 365 * 86400  # seconds
 _QUERY_PASSWORD = re.compile(r"(?i)(?<![^&])((?:ssl)?password)=[^&]*")
 
 
+# What an operator command without services most likely means.
+_NO_STACK = (
+    ", and no `make run` stack is running: start one with `make run`, or set "
+    "DATABASE_URL and KAFKA_BOOTSTRAP_SERVERS to reach yours"
+)
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything a process needs to know, validated; `repr` hides credentials."""
@@ -71,12 +78,12 @@ class Settings:
 
     def require_database_url(self) -> str:
         if not self.database_url:
-            raise ConfigError("DATABASE_URL is not set")
+            raise ConfigError(f"DATABASE_URL is not set{_NO_STACK}")
         return self.database_url
 
     def require_kafka(self) -> str:
         if not self.kafka_bootstrap_servers:
-            raise ConfigError("KAFKA_BOOTSTRAP_SERVERS is not set")
+            raise ConfigError(f"KAFKA_BOOTSTRAP_SERVERS is not set{_NO_STACK}")
         return self.kafka_bootstrap_servers
 
     def service_env(self) -> dict[str, str]:

@@ -14,6 +14,7 @@ from aiokafka import AIOKafkaProducer
 
 from ops.dlq import list_dead_letters
 from ops.keys import CreatedKey
+from sextant.kafka import make_producer
 from sextant.settings import Settings
 from tests.support.calls import stamped
 from tests.support.fixture_types import Run
@@ -101,3 +102,35 @@ async def test_workspace_restore_refuses_an_id_in_use_and_keeps_new_ids_clear(
         "INSERT INTO workspaces (name) VALUES ($1) RETURNING id", f"n-{uuid.uuid4().hex[:8]}"
     )
     assert fresh > ahead
+
+
+async def test_dlq_list_prints_one_line_per_dead_letter(
+    settings: Settings, workspace: CreatedKey, sextant: Run
+) -> None:
+    """A reason quoting Postgres' DETAIL and HINT lines stays on its dead letter's line."""
+    producer: AIOKafkaProducer = make_producer(settings)
+    await producer.start()
+    try:
+        for i in range(2):
+            reason = f"value too long\nDETAIL:  key (x)=({i}) is too long\nHINT:  shorten it {i}"
+            await producer.send_and_wait(
+                settings.kafka_dlq_topic,
+                msgspec.json.encode(stamped(workspace, type="track", userId="u1", event="E")),
+                key=f"{workspace.workspace_id}:u1".encode(),
+                headers=[("reason", reason.encode()), ("source", f"t/0/{i}".encode())],
+            )
+    finally:
+        await producer.stop()
+    listed = sextant("dlq", "list")
+    lines = listed.stdout.splitlines()
+    assert listed.returncode == 0, listed.stderr
+    assert len(lines) == 3  # the heading and one line each
+    assert "DETAIL: key (x)=(0) is too long HINT: shorten it 0" in lines[1]
+    assert lines[2].endswith("HINT: shorten it 1")
+
+
+def test_an_operator_command_without_services_says_how_to_start_them(sextant: Run) -> None:
+    result = sextant("dlq", "list", DATABASE_URL="", KAFKA_BOOTSTRAP_SERVERS="")
+    assert result.returncode == 2
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert "no `make run` stack is running: start one with `make run`" in result.stderr
