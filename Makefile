@@ -10,7 +10,7 @@ DEVENV := [ -n "$$DATABASE_URL" ] || [ ! -f .sextant/dev.env ] || . ./.sextant/d
 
 .DEFAULT_GOAL := help
 .PHONY: help install run test test-fast lint format migrate key keys revoke clean bench bench-migrations fuzz fuzz-door \
-        status lag dlq dlq-replay replay topics partitions workspace-restore workspace-limit warnings \
+        status psql lag dlq dlq-replay replay topics partitions workspace-restore workspace-limit warnings \
         suppress unsuppress suppressions forget identifier-block identifier-unblock identifiers \
         image compose-up compose-down profile
 
@@ -18,8 +18,11 @@ help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-18s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 $(STAMP): pyproject.toml
+	@echo "make: installing Sextant and its tools into $(VENV) (once; about 30 s on a fresh machine)"
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@$(BIN)/python -m pip install --disable-pip-version-check --progress-bar on -e '.[dev]' \
+	  | grep --line-buffered -E '^(Collecting|Installing|Successfully|ERROR)' || true
+	@$(BIN)/python -c "import ingest, worker, ops" || { echo "make: the install failed; see above"; exit 1; }
 	@rm -f $(VENV)/.installed-*; touch $@
 
 install: $(STAMP) ## create .venv and install Sextant with its dev tools
@@ -60,6 +63,9 @@ keys: $(STAMP) ## list a workspace's keys: make keys WORKSPACE=acme
 revoke: $(STAMP) ## revoke a key by its prefix or whole: make revoke KEY=sx_abc123
 	@test -n "$(KEY)" || { echo "usage: make revoke KEY=prefix-or-key"; exit 2; }
 	@$(DEVENV) $(BIN)/sextant key revoke '$(KEY)'
+
+psql: $(STAMP) ## a psql shell on the running stack's database (or DATABASE_URL)
+	@$(DEVENV) $(BIN)/sextant psql
 
 status: $(STAMP) ## can Sextant reach Postgres and Kafka? (exit 1 if not)
 	@$(DEVENV) $(BIN)/sextant status

@@ -63,6 +63,8 @@ def _parser() -> argparse.ArgumentParser:
 
     command("serve", commands.serve, "run the HTTP receiver")
     command("work", commands.work, "run one worker (a consumer-group member)")
+    shell = command("psql", commands.psql, "a psql shell on DATABASE_URL (the running stack's)")
+    shell.add_argument("-c", "--command", help="run this SQL and print the result, unaligned")
     command("manage", commands.manage, "run the management API (MANAGE_PORT, MANAGE_TOKEN)")
     command("migrate", commands.migrate, "apply schema migrations (safe to run concurrently)")
     command(

