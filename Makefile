@@ -20,9 +20,10 @@ help: ## list the targets
 $(STAMP): pyproject.toml
 	@echo "make: installing Sextant and its tools into $(VENV) (once; about 30 s on a fresh machine)"
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	@$(BIN)/python -m pip install --disable-pip-version-check --progress-bar on -e '.[dev]' \
-	  | grep --line-buffered -E '^(Collecting|Installing|Successfully|ERROR)' || true
-	@$(BIN)/python -c "import ingest, worker, ops" || { echo "make: the install failed; see above"; exit 1; }
+	@$(BIN)/python -m pip install --disable-pip-version-check -e '.[dev]' 2>&1 \
+	  | grep --line-buffered -E '^(Collecting|Installing|Successfully|ERROR)|rror' || true
+	@$(BIN)/python -c "import ingest, worker, ops, pytest, hypothesis" \
+	  || { echo "make: the install failed; see above"; exit 1; }
 	@rm -f $(VENV)/.installed-*; touch $@
 
 install: $(STAMP) ## create .venv and install Sextant with its dev tools

