@@ -111,7 +111,7 @@ def main() -> int:
             results |= {
                 f"steady_{rate}_{k.removeprefix('steady_')}": v
                 for k, v in steady.items()
-                if "growth" not in k and "rss" not in k
+                if "growth" not in k and "rss" not in k and "samples" not in k
             }
     if "soak" in only:
         with phase(base, "soak") as (settings, _):
@@ -120,6 +120,8 @@ def main() -> int:
             "soak_calls_s": soak["steady_offered_calls_s"],
             "soak_seconds": SOAK_SECONDS,
             "soak_refused_calls": soak["steady_refused_calls"],
+            "soak_lag_p50_s": soak["lag_p50_s"],
+            "soak_lag_p99_s": soak["lag_p99_s"],
             **{k: v for k, v in soak.items() if "rss" in k or "growth" in k},
         }
     if only == every:

@@ -19,14 +19,14 @@ from ops.devstack import free_port
 from sextant.settings import Settings
 
 
-async def bench_steady(settings: Settings, rate: int, seconds: float) -> dict[str, float]:
+async def bench_steady(settings: Settings, rate: int, seconds: float) -> dict[str, Any]:
     """Send `rate` calls/s for `seconds` to one receiver and two workers: lag and memory."""
     run, pool, ws = await fresh_run(settings, "steady")
     rng = random.Random(4)
     port = free_port()
     sent_at: dict[str, float] = {}
     seen_at: dict[str, float] = {}
-    results: dict[str, float] = {}
+    results: dict[str, Any] = {}
     with process(
         ["-m", "ops", "serve"], service_env(run, PORT=str(port), HOST="127.0.0.1")
     ) as receiver:
@@ -35,6 +35,7 @@ async def bench_steady(settings: Settings, rate: int, seconds: float) -> dict[st
             procs = {"receiver": receiver, "worker": workers[0]}
             stop = asyncio.Event()
             watcher = asyncio.create_task(_watch_applied(pool, ws.workspace_id, seen_at, stop))
+            samples: list[int] = []
             early: dict[str, int] = {}  # RSS once warmed up, and half-way: a leak keeps
             middle: dict[str, int] = {}  # growing in the second half, warm-up does not
             started = time.perf_counter()
@@ -56,6 +57,8 @@ async def bench_steady(settings: Settings, rate: int, seconds: float) -> dict[st
                         early = {k: rss_kib(p.pid) for k, p in procs.items()}
                     if not middle and elapsed > seconds / 2:
                         middle = {k: rss_kib(p.pid) for k, p in procs.items()}
+                    if elapsed > len(samples) * _SAMPLE_SECONDS:  # the curve, to tell a
+                        samples.append(rss_kib(workers[0].pid) // 1024)  # leak from a plateau
                     await asyncio.sleep(
                         max(0.0, started + (n / per_tick) * tick - time.perf_counter())
                     )
@@ -73,6 +76,7 @@ async def bench_steady(settings: Settings, rate: int, seconds: float) -> dict[st
                 results[f"{k}_peak_rss_mib"] = rss_kib(p.pid, "VmHWM") / 1024
                 results[f"{k}_soak_growth_pct"] = _growth(early, late, k)
                 results[f"{k}_second_half_growth_pct"] = _growth(middle, late, k)
+            results["worker_rss_mib_every_30_s"] = samples
     await pool.close()
     lags = sorted(seen_at[m] - sent_at[m] for m in seen_at if m in sent_at)
     results["steady_offered_calls_s"] = len(sent_at) / seconds
@@ -80,6 +84,9 @@ async def bench_steady(settings: Settings, rate: int, seconds: float) -> dict[st
     results["lag_p50_s"] = lags[len(lags) // 2]
     results["lag_p99_s"] = lags[int(len(lags) * 0.99)]
     return results
+
+
+_SAMPLE_SECONDS = 30
 
 
 def _growth(before: dict[str, int], after: dict[str, int], name: str) -> float:
