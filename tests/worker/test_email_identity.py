@@ -1,5 +1,5 @@
-"""Engage's email-only calls (CONTRACT 7.5), on the real Postgres: Engage sends one call per
-identifier of a profile, and an email is one. Such a call lands on the user that email
+"""Engage's email-only calls (docs/calls.md, "Engage"), on the real Postgres: Engage sends
+one call per identifier of a profile, and an email is one. Such a call lands on the user that email
 identifies, or on a user known only by it, which an identify with a userId and the same
 email merges into the userId user, whichever comes first."""
 
