@@ -114,3 +114,47 @@ async def test_receiver_binds_route_and_workspace_to_its_log_lines(
     ]
     assert workspace.api_key not in repr(logs)
     assert PERSON not in repr(logs)
+
+
+@pytest.mark.slow
+async def test_expected_refusals_log_one_line_and_no_traceback(
+    settings: Settings, workspace: CreatedKey, http: aiohttp.ClientSession
+) -> None:
+    """A request the HTTP layer cannot parse, a body that is not JSON, an unknown key and
+    a body over the limit: each is answered, and the receiver logs no traceback."""
+    from ops.devstack import free_port
+    from tests.support.helpers import eventually
+
+    port = free_port()
+    env = service_env(settings, PORT=str(port), HOST="127.0.0.1", LOG_LEVEL="info")
+    proc = subprocess.Popen([sys.executable, "-m", "ops", "serve"], env=env,
+                            stderr=subprocess.PIPE, text=True)  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+
+        async def ready() -> bool:
+            try:
+                async with http.get(f"{url}/readyz") as r:
+                    return r.status == 200
+            except aiohttp.ClientError:
+                return False
+
+        await eventually(ready, timeout=30)
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"GARBAGE / HTTP/1.1\r\nHost: x\r\n\r\n")
+        await writer.drain()
+        garbled = await reader.read(1000)
+        writer.close()
+        statuses = []
+        for body, key in ((b"{not json", workspace.api_key), (b"{}", "sx_unknown"),
+                          (b"x" * 600_000, workspace.api_key)):  # fmt: skip
+            async with http.post(f"{url}/v1/track", data=body, headers=basic_auth(key)) as r:
+                statuses.append(r.status)
+    finally:
+        proc.terminate()
+        _, stderr = await asyncio.to_thread(proc.communicate, timeout=30)
+    assert b" 400 " in garbled.split(b"\r\n")[0]
+    assert b'"message":"Invalid method encountered"' in garbled
+    assert statuses == [400, 401, 413]
+    assert "Traceback" not in stderr
+    assert all(line.startswith("{") for line in stderr.splitlines() if line.strip())
