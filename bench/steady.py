@@ -63,6 +63,8 @@ async def bench_steady(settings: Settings, rate: int, seconds: float) -> dict[st
                         max(0.0, started + (n / per_tick) * tick - time.perf_counter())
                     )
                 await asyncio.gather(*pending)
+            # Memory under the steady load, before the drain below changes the regime.
+            late = {k: rss_kib(p.pid) for k, p in procs.items()}
             for message_id in refused:  # answered 503: the sender retries those, not us
                 sent_at.pop(message_id)
             results["steady_refused_calls"] = len(refused)
@@ -71,7 +73,6 @@ async def bench_steady(settings: Settings, rate: int, seconds: float) -> dict[st
                 await asyncio.sleep(0.1)
             stop.set()
             await watcher
-            late = {k: rss_kib(p.pid) for k, p in procs.items()}
             for k, p in procs.items():
                 results[f"{k}_peak_rss_mib"] = rss_kib(p.pid, "VmHWM") / 1024
                 results[f"{k}_soak_growth_pct"] = _growth(early, late, k)

@@ -86,6 +86,7 @@ async def run_worker(settings: Settings) -> int:
             runtime.tune_collector_for_throughput()
             background = [
                 asyncio.create_task(prune_forever(worker.pool)),
+                asyncio.create_task(runtime.release_freed_memory_forever()),
                 asyncio.create_task(probe_database_forever(worker.pool, worker.set_ready)),
             ]
             try:
