@@ -61,6 +61,7 @@ async def fetch_page(
     """`select` (ending in its WHERE clause) narrowed to the page, and the next cursor.
 
     The select must return the order's columns under the names `page_time` and `page_key`.
+    Only our own column names are formatted into the SQL; every value is a parameter.
     """
     n = len(args)
     sql = select
@@ -74,8 +75,9 @@ async def fetch_page(
         )
         args = [*args, moment, key if order.key_type == "text" else int(key)]
     sql += f" ORDER BY {order.time} DESC, {order.key} DESC"
-    if page.limit is not None:
-        sql += f" LIMIT {page.limit + 1}"
+    if page.limit is not None:  # one more than asked: whether a next page exists
+        sql += f" LIMIT ${len(args) + 1}"
+        args = [*args, page.limit + 1]
     rows = await conn.fetch(sql, *args)
     if page.limit is None or len(rows) <= page.limit:
         return rows, None
