@@ -179,18 +179,19 @@ def print_table(r: dict[str, Any]) -> None:
             f"p99 {r[f'steady_{rate}_lag_p99_s'] * 1000:,.0f} ms",
             f"{r[f'steady_{rate}_applied_fraction'] * 100:.1f}% applied",
         ))  # fmt: skip
-    rows.append((
-        "neighbour p99, one workspace at 429",
-        f"{r['neighbour_flooded_p99_ms']:.1f} ms",
-        f"alone {r['neighbour_alone_p99_ms']:.1f} ms",
-        f"{r['neighbour_p99_ratio']:.2f}x",
-    ))  # fmt: skip
-    rows.append((
-        "  the flood",
-        f"{r['flood_offered_calls_s']:,.0f} calls/s",
-        f"limit {r['flood_limit_calls_s']:,.0f}",
-        f"{r['flood_refused_fraction'] * 100:.0f}% refused 429",
-    ))  # fmt: skip
+    for level in ("backing_off", "heavy"):
+        rows.append((
+            f"neighbour p99, {level.replace('_', ' ')} flood",
+            f"{r[f'neighbour_{level}_flood_p99_ms']:.1f} ms",
+            f"alone {r['neighbour_alone_p99_ms']:.1f} ms",
+            f"{r[f'neighbour_{level}_flood_p99_ratio']:.2f}x",
+        ))  # fmt: skip
+        rows.append((
+            "  the flood",
+            f"{r[f'{level}_flood_offered_calls_s']:,.0f} calls/s",
+            f"limit {r['flood_limit_calls_s']:,.0f}",
+            f"{r[f'{level}_flood_refused_fraction'] * 100:.0f}% refused 429",
+        ))  # fmt: skip
     rows.append((
         "batch, 12 long messageIds",
         f"{r['isolation_long_message_ids_batch_s'] * 1000:,.0f} ms",

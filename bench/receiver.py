@@ -32,7 +32,8 @@ BATCH_CALLS = 100
 # The neighbour test: one workspace floods at about FLOOD_OFFERED single calls/s against
 # a rate of FLOOD_LIMIT, while another sends about NEIGHBOUR_RATE calls/s.
 FLOOD_LIMIT = 500
-FLOOD_CONNECTIONS, FLOOD_DELAY_MS = 16, 3.0
+FLOOD_DELAY_MS = 3.0
+FLOODS = {"backing_off": 4, "heavy": 16}  # connections, each sending every 3 ms
 NEIGHBOUR_CONNECTIONS, NEIGHBOUR_DELAY_MS = 4, 10.0
 NEIGHBOUR_SECONDS = float(os.environ.get("BENCH_NEIGHBOUR_SECONDS", "15"))
 
@@ -88,31 +89,34 @@ def _measure(name: str, port: int, pid: int, headers: dict[str, str]) -> dict[st
 
 
 def bench_neighbour(settings: Settings) -> dict[str, float]:
-    """A neighbour's p99 alone, then while another workspace floods past its rate."""
+    """A neighbour's p99 alone, then while another workspace floods past its rate: at
+    about twice its rate (a sender backing off on 429, as Segment does) and as fast as 16
+    connections go (one that does not)."""
     flooder, neighbour = asyncio.run(_two_workspaces(settings))
     body = msgspec.json.encode(realistic_call(random.Random(5), 0))
     port = free_port()
     env = service_env(settings, PORT=str(port), HOST="127.0.0.1", RECEIVER_REPLICAS="1")
+    results: dict[str, float] = {"flood_limit_calls_s": FLOOD_LIMIT}
     with process(["-m", "ops", "serve"], env), ThreadPoolExecutor(1) as background:
         wait_http(f"http://127.0.0.1:{port}/readyz")
         url = f"http://127.0.0.1:{port}/segment"
         alone = _neighbour(url, body, neighbour)
-        flood = background.submit(
-            wrk, url, body, basic_auth(flooder), NEIGHBOUR_SECONDS + 4, FLOOD_CONNECTIONS,
-            delay_ms=FLOOD_DELAY_MS, allow_refusals=True,
-        )  # fmt: skip
-        time.sleep(2)  # the flood is under way and held to its rate
-        loaded = _neighbour(url, body, neighbour)
-        flooded = flood.result()
-    return {
-        "neighbour_alone_p99_ms": alone.p99_ms,
-        "neighbour_flooded_p99_ms": loaded.p99_ms,
-        "neighbour_p99_ratio": loaded.p99_ms / alone.p99_ms,
-        "neighbour_calls_s": loaded.per_second,
-        "flood_offered_calls_s": flooded.per_second,
-        "flood_limit_calls_s": FLOOD_LIMIT,
-        "flood_refused_fraction": flooded.non_2xx / flooded.requests,
-    }
+        results["neighbour_alone_p99_ms"] = alone.p99_ms
+        for level, connections in FLOODS.items():
+            flood = background.submit(
+                wrk, url, body, basic_auth(flooder), NEIGHBOUR_SECONDS + 4, connections,
+                delay_ms=FLOOD_DELAY_MS, allow_refusals=True,
+            )  # fmt: skip
+            time.sleep(2)  # the flood is under way and held to its rate
+            loaded = _neighbour(url, body, neighbour)
+            flooded = flood.result()
+            results |= {
+                f"neighbour_{level}_flood_p99_ms": loaded.p99_ms,
+                f"neighbour_{level}_flood_p99_ratio": loaded.p99_ms / alone.p99_ms,
+                f"{level}_flood_offered_calls_s": flooded.per_second,
+                f"{level}_flood_refused_fraction": flooded.non_2xx / flooded.requests,
+            }
+    return results
 
 
 def _neighbour(url: str, body: bytes, key: str) -> WrkRun:
