@@ -96,9 +96,18 @@ def _integer(text: str) -> Any:
 def _not_json(raw: bytes, what: str, error: Exception) -> str:
     if isinstance(error, RecursionError):
         return f"{what} is nested deeper than {MAX_DEPTH} levels"
-    if isinstance(error, UnicodeDecodeError) or _SURROGATE.search(raw):
+    if isinstance(error, UnicodeDecodeError) or _SURROGATE.search(raw) or not _utf8(raw):
         return f"{what} is not valid Unicode text"
     return f"{what} is not JSON: {error}"
+
+
+def _utf8(raw: bytes) -> bool:
+    """Whether the bytes are UTF-8 (msgspec 0.23 reports bad UTF-8 as a DecodeError)."""
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def _clean_all(message: dict[str, Any], mends: Mends, root: str) -> dict[str, Any]:
