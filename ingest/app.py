@@ -28,7 +28,7 @@ from ingest.openapi import openapi_document
 from ingest.producer import Publisher
 from ingest.wire import MAX_REQUEST_BYTES
 from sextant.calls import Stamp
-from sextant.db import create_pool
+from sextant.db import create_pool, reload_forever
 from sextant.errors import (
     Forbidden,
     InvalidRequest,
@@ -130,7 +130,7 @@ _CALL_ROUTES = frozenset(path for path, _, _ in _ROUTES)
 async def _receiver_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     pool = await create_pool(settings, max_size=2)
-    keys = KeyStore(pool, settings.key_refresh_seconds)
+    keys = KeyStore(pool)
     lists = ListStore(pool, settings.key_refresh_seconds)
     publisher = Publisher(settings, app[METRICS])
     try:
@@ -140,8 +140,14 @@ async def _receiver_ctx(app: web.Application) -> AsyncIterator[None]:
         await publisher.start()
         app[RECEIVER] = Receiver(settings, keys, lists, publisher, app[METRICS], IntakeLimiter())
         tasks = [
-            asyncio.create_task(keys.refresh_forever(), name="key-refresh"),
-            asyncio.create_task(lists.refresh_forever(), name="lists-refresh"),
+            asyncio.create_task(
+                reload_forever(keys.load, settings.key_refresh_seconds, "key_reload_failed"),
+                name="key-refresh",
+            ),
+            asyncio.create_task(
+                reload_forever(lists.load, settings.key_refresh_seconds, "lists_reload_failed"),
+                name="lists-refresh",
+            ),
             asyncio.create_task(publisher.probe_forever(), name="broker-probe"),
         ]
         log.info("receiver_ready", topic=settings.kafka_topic)

@@ -38,9 +38,8 @@ class Credential:
 class KeyStore:
     """Every API key's credential by its hash, in memory, reloaded every few seconds."""
 
-    def __init__(self, pool: asyncpg.Pool, refresh_seconds: float) -> None:
+    def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
-        self._refresh_seconds = refresh_seconds
         self._by_hash: dict[str, Credential] = {}
         self._loaded_at = 0.0
         self._reload: asyncio.Task[None] | None = None
@@ -87,15 +86,6 @@ class KeyStore:
         }
         self._loaded_at = time.monotonic()
         self.loaded = True
-
-    async def refresh_forever(self) -> None:
-        """Reload on a fixed period; a failed reload keeps the keys we have and tries again."""
-        while True:
-            await asyncio.sleep(self._refresh_seconds)
-            try:
-                await self.load()
-            except (OSError, asyncpg.PostgresError) as e:
-                log.warning("key_reload_failed", error=str(e))
 
     async def _reload_soon(self) -> None:
         # Concurrent callers share one reload rather than each starting their own.

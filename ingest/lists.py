@@ -4,7 +4,6 @@ pod within seconds."""
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass
@@ -85,12 +84,3 @@ class ListStore:
     async def forget_this_receiver(self) -> None:
         """On shutdown: the others take over its share at their next reload."""
         await self._pool.execute("DELETE FROM receivers WHERE id = $1", self._id)
-
-    async def refresh_forever(self) -> None:
-        """Reload on a fixed period; a failed reload keeps the lists we have."""
-        while True:
-            await asyncio.sleep(self._refresh_seconds)
-            try:
-                await self.load()
-            except (OSError, asyncpg.PostgresError) as e:
-                log.warning("lists_reload_failed", error=str(e))

@@ -74,8 +74,10 @@ async def set_intake_rate(conn: Conn, name: str, calls_per_second: int) -> None:
 
 async def intake_rate(conn: Conn, name: str) -> int | None:
     """The workspace's own rate, or None when it follows the default."""
-    await workspace_id(conn, name)
-    rate = await conn.fetchval("SELECT calls_per_second FROM workspaces WHERE name = $1", name)
+    row = await conn.fetchrow("SELECT calls_per_second FROM workspaces WHERE name = $1", name)
+    if row is None:
+        raise NotFound(f"no workspace named {name!r}")
+    rate = row["calls_per_second"]
     return None if rate is None else int(rate)
 
 

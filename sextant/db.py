@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TypeAlias
 
 import asyncpg
 import msgspec
+import structlog
 from asyncpg.pool import PoolConnectionProxy
 
 from sextant.errors import ConfigError
 from sextant.settings import Settings
 
+log = structlog.get_logger()
 _encoder = msgspec.json.Encoder()
 
 
@@ -86,3 +89,14 @@ async def connection(settings: Settings) -> AsyncIterator[asyncpg.Connection]:
 
 # What queries run on: a plain connection or one borrowed from a pool.
 Conn: TypeAlias = "asyncpg.Connection[asyncpg.Record] | PoolConnectionProxy[asyncpg.Record]"
+
+
+async def reload_forever(load: Callable[[], Awaitable[None]], seconds: float, failed: str) -> None:
+    """Call `load` every `seconds`; a failed load keeps what was loaded, is logged as the
+    event `failed`, and is tried again at the next period."""
+    while True:
+        await asyncio.sleep(seconds)
+        try:
+            await load()
+        except (OSError, asyncpg.PostgresError) as e:
+            log.warning(failed, error=str(e))

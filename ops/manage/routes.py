@@ -67,6 +67,24 @@ def _since(request: web.Request) -> datetime | None:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)  # no zone: UTC
 
 
+def _listing(operation: Callable[[Conn, str, PageRequest], Awaitable[Page[Any]]]) -> Handler:
+    """The route that lists a workspace's things with `operation`, a page at a time."""
+
+    async def handler(request: web.Request) -> web.Response:
+        ws = request.match_info["ws"]
+        return answer(await _run(request, lambda c: operation(c, ws, page_of(request))))
+
+    return handler
+
+
+def _connector_options(body: bodies.ConnectorCreate | bodies.ConnectorChange) -> dict[str, Any]:
+    return {
+        "block_free_email": body.block_free_email_users,
+        "trusted_domains": body.trusted_domains,
+        "shared_secret": body.shared_secret,
+    }
+
+
 async def _run(request: web.Request, operation: Callable[[Conn], Awaitable[Any]]) -> Any:
     async with request.app[POOL].acquire() as conn:
         return await operation(conn)
@@ -100,41 +118,21 @@ async def set_limit(request: web.Request) -> web.Response:
 # --- connectors and keys -------------------------------------------------------------------
 
 
-async def list_connectors(request: web.Request) -> web.Response:
-    ws = request.match_info["ws"]
-    return answer(
-        await _run(request, lambda c: connectors.list_connectors(c, ws, page_of(request)))
-    )
-
-
 async def create_connector(request: web.Request) -> web.Response:
     ws, body = request.match_info["ws"], await body_of(request, bodies.ConnectorCreate)
+    options = _connector_options(body)
     created = await _run(
-        request,
-        lambda c: connectors.create_connector(
-            c, ws, body.name, block_free_email=body.block_free_email_users,
-            trusted_domains=body.trusted_domains, shared_secret=body.shared_secret,
-        ),
-    )  # fmt: skip
+        request, lambda c: connectors.create_connector(c, ws, body.name, **options)
+    )
     return answer(created, 201)
 
 
 async def change_connector(request: web.Request) -> web.Response:
     ws, name = request.match_info["ws"], request.match_info["name"]
     body = await body_of(request, bodies.ConnectorChange)
-    changed = await _run(
-        request,
-        lambda c: connectors.change_connector(
-            c, ws, name, block_free_email=body.block_free_email_users,
-            trusted_domains=body.trusted_domains, shared_secret=body.shared_secret,
-        ),
-    )  # fmt: skip
+    options = _connector_options(body)
+    changed = await _run(request, lambda c: connectors.change_connector(c, ws, name, **options))
     return answer(changed)
-
-
-async def list_keys(request: web.Request) -> web.Response:
-    ws = request.match_info["ws"]
-    return answer(await _run(request, lambda c: keys.list_keys(c, ws, page_of(request))))
 
 
 async def create_key(request: web.Request) -> web.Response:
@@ -154,13 +152,6 @@ async def revoke_key(request: web.Request) -> web.Response:
 # --- attributes, events, warnings ------------------------------------------------------------
 
 
-async def list_attributes(request: web.Request) -> web.Response:
-    ws = request.match_info["ws"]
-    return answer(
-        await _run(request, lambda c: attributes.list_attributes(c, ws, page_of(request)))
-    )
-
-
 async def define_attribute(request: web.Request) -> web.Response:
     ws, body = request.match_info["ws"], await body_of(request, bodies.AttributeDefine)
     await _run(
@@ -168,13 +159,6 @@ async def define_attribute(request: web.Request) -> web.Response:
         lambda c: attributes.define(c, ws, body.entity, body.event or "", body.name, body.type),
     )
     return answer(msgspec.structs.asdict(body), 201)
-
-
-async def list_event_definitions(request: web.Request) -> web.Response:
-    ws = request.match_info["ws"]
-    return answer(
-        await _run(request, lambda c: attributes.list_event_definitions(c, ws, page_of(request)))
-    )
 
 
 async def list_ingestion_warnings(request: web.Request) -> web.Response:
@@ -187,11 +171,6 @@ async def list_ingestion_warnings(request: web.Request) -> web.Response:
 # --- privacy and identity lists ---------------------------------------------------------------
 
 
-async def list_suppressions(request: web.Request) -> web.Response:
-    ws = request.match_info["ws"]
-    return answer(await _run(request, lambda c: privacy.suppressed(c, ws, page_of(request))))
-
-
 async def suppress(request: web.Request) -> web.Response:
     ws, body = request.match_info["ws"], await body_of(request, bodies.SuppressionCreate)
     added = await _run(request, lambda c: privacy.suppress(c, ws, body.user_id))
@@ -202,13 +181,6 @@ async def unsuppress(request: web.Request) -> web.Response:
     ws, user_id = request.match_info["ws"], request.match_info["user_id"]
     await _run(request, lambda c: privacy.unsuppress(c, ws, user_id))
     return answer({"user_id": user_id, "suppressed": False})
-
-
-async def list_blocked_identifiers(request: web.Request) -> web.Response:
-    ws = request.match_info["ws"]
-    return answer(
-        await _run(request, lambda c: privacy.blocked_identifiers(c, ws, page_of(request)))
-    )
 
 
 async def block_identifier(request: web.Request) -> web.Response:
@@ -233,31 +205,35 @@ ROUTES = [
     Route("GET", "/manage/v1/workspaces", list_workspaces, "list workspaces", paged=True),
     Route("POST", "/manage/v1/workspaces", create_workspace, "create a workspace",
           bodies.WorkspaceCreate, created=True),
-    Route("GET", f"{_WS}/connectors", list_connectors, "list connectors", paged=True),
+    Route("GET", f"{_WS}/connectors", _listing(connectors.list_connectors), "list connectors",
+          paged=True),
     Route("POST", f"{_WS}/connectors", create_connector, "create a connector",
           bodies.ConnectorCreate, created=True),
     Route("PATCH", f"{_WS}/connectors/{{name}}", change_connector,
           "change a connector's free-email blocking, trusted domains or shared secret",
           bodies.ConnectorChange),
-    Route("GET", f"{_WS}/keys", list_keys, "list keys by prefix (never whole keys)", paged=True),
+    Route("GET", f"{_WS}/keys", _listing(keys.list_keys),
+          "list keys by prefix (never whole keys)", paged=True),
     Route("POST", f"{_WS}/keys", create_key,
           "create a key for a connector: the whole key is in this answer and never again",
           bodies.KeyCreate, created=True),
     Route("DELETE", f"{_WS}/keys/{{prefix}}", revoke_key,
           "revoke a key: receivers refuse it with 403 within 5 s"),
-    Route("GET", f"{_WS}/attributes", list_attributes, "list attribute definitions", paged=True),
+    Route("GET", f"{_WS}/attributes", _listing(attributes.list_attributes),
+          "list attribute definitions", paged=True),
     Route("POST", f"{_WS}/attributes", define_attribute, "define an attribute's type",
           bodies.AttributeDefine, created=True),
-    Route("GET", f"{_WS}/event-definitions", list_event_definitions,
+    Route("GET", f"{_WS}/event-definitions", _listing(attributes.list_event_definitions),
           "event names with first and last seen", paged=True),
     Route("GET", f"{_WS}/warnings", list_ingestion_warnings,
           "ingestion warnings, newest first", paged=True, query=("kind", "since")),
-    Route("GET", f"{_WS}/suppressions", list_suppressions, "suppressed userIds", paged=True),
+    Route("GET", f"{_WS}/suppressions", _listing(privacy.suppressed), "suppressed userIds",
+          paged=True),
     Route("POST", f"{_WS}/suppressions", suppress,
           "suppress a userId: receivers skip its calls within 5 s", bodies.SuppressionCreate,
           created=True),
     Route("DELETE", f"{_WS}/suppressions/{{user_id}}", unsuppress, "take a userId's calls again"),
-    Route("GET", f"{_WS}/blocked-identifiers", list_blocked_identifiers,
+    Route("GET", f"{_WS}/blocked-identifiers", _listing(privacy.blocked_identifiers),
           "the workspace's own unusable identifier values", paged=True),
     Route("POST", f"{_WS}/blocked-identifiers", block_identifier,
           "treat a value as no identity", bodies.BlockedIdentifierCreate, created=True),

@@ -4,37 +4,23 @@ the rate, and changes reaching them within 5 seconds."""
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import re
 import time
 import uuid
-from collections.abc import AsyncIterator
 
 import aiohttp
 import asyncpg
 import pytest
 
-from ingest.app import running
-from ops.devstack import free_port
 from ops.keys import CreatedKey, create_key
 from ops.workspaces import set_intake_rate
 from sextant.settings import Settings
 from tests.support.helpers import basic_auth, eventually
+from tests.support.receivers import receivers
 from tests.support.sender import Answer, kafka_messages, send
 
 pytestmark = pytest.mark.slow
-
-
-@contextlib.asynccontextmanager
-async def receivers(settings: Settings, count: int) -> AsyncIterator[list[str]]:
-    async with contextlib.AsyncExitStack() as stack:
-        urls = []
-        for _ in range(count):
-            port = free_port()
-            await stack.enter_async_context(running(settings, "127.0.0.1", port))
-            urls.append(f"http://127.0.0.1:{port}")
-        yield urls
 
 
 def tracks(n: int, tag: str) -> dict[str, object]:

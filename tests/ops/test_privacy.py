@@ -3,36 +3,23 @@ runbook's "delete and suppress a user" done end to end from its make targets."""
 
 from __future__ import annotations
 
-import contextlib
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 
 import aiohttp
 import asyncpg
 import pytest
 
-from ingest.app import running
 from ops import privacy
-from ops.devstack import free_port
 from ops.keys import CreatedKey
 from sextant.settings import Settings
 from tests.support.fixture_types import Run
 from tests.support.helpers import basic_auth, eventually
+from tests.support.receivers import receivers
 from tests.support.sender import kafka_messages, send
 from worker.consumer import Worker
 
 pytestmark = pytest.mark.slow
-
-
-@contextlib.asynccontextmanager
-async def receivers(settings: Settings, count: int) -> AsyncIterator[list[str]]:
-    async with contextlib.AsyncExitStack() as stack:
-        urls = []
-        for _ in range(count):
-            port = free_port()
-            await stack.enter_async_context(running(settings, "127.0.0.1", port))
-            urls.append(f"http://127.0.0.1:{port}")
-        yield urls
 
 
 async def test_suppression_reaches_two_receivers_within_5_seconds(
