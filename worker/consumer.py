@@ -29,11 +29,12 @@ from sextant.calls import AnyCall, decode_call
 from sextant.kafka import Record
 from sextant.settings import Settings
 from worker import dead_letters
+from worker.apply import call_type
 from worker.attempts import BatchAttempts, sleep_or_stop
 from worker.dead_letters import DeadLetter, record_context
 from worker.metrics import WorkerMetrics
 from worker.rules.state import Limits
-from worker.unit_of_work import Outcome, call_type
+from worker.unit_of_work import Outcome
 
 log = structlog.get_logger()
 

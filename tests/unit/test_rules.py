@@ -16,6 +16,7 @@ import msgspec
 from sextant.calls import AnyCall, decode_call
 from worker.rules.accounts import named_groups
 from worker.rules.batch import Batch
+from worker.rules.free_email import EmailStatus
 from worker.rules.records import Account, User
 from worker.rules.state import DEFAULT_LIMITS, Changes, Limits, Loaded
 
@@ -458,7 +459,9 @@ def test_free_email_users_are_ignored_until_a_work_email() -> None:
     assert len(blocked.warned("free_email_blocked")) == 3
     assert [a.group_id for a in blocked.changes.unused_accounts] == ["g1"]
     # The free address is blocked too: Engage's calls for that email-only profile are ignored.
-    assert set(blocked.changes.block) == {(WS, "user_id", "u1"), (WS, "email", "j@gmail.com")}
+    statuses = blocked.changes.statuses
+    assert set(statuses) == {(WS, "user_id", "u1"), (WS, "email", "j@gmail.com")}
+    assert all(s.blocked for s in statuses.values())
     let_in = apply(
         on(
             {"type": "identify", "userId": "u1", "traits": {"email": "j@initech.com"}},
@@ -466,10 +469,11 @@ def test_free_email_users_are_ignored_until_a_work_email() -> None:
         ),
         on({"type": "track", "userId": "u1", "event": "E2"}, "2026-01-02T00:01:00Z"),
         loaded=Loaded(
-            blocked={(WS, "user_id", "u1"): "2026-01-01"}, blocking_connectors={BLOCKING_CONNECTOR}
+            statuses={(WS, "user_id", "u1"): EmailStatus("2026-01-01", blocked=True)},
+            blocking_connectors={BLOCKING_CONNECTOR},
         ),
     )
-    assert let_in.changes.unblock == {(WS, "user_id", "u1")}
+    assert let_in.changes.statuses[(WS, "user_id", "u1")].blocked is False
     assert [u.columns["email"] for u in let_in.users] == ["j@initech.com"]
     assert [e.name for e in let_in.changes.events] == ["E2"]
 

@@ -25,11 +25,11 @@ from sextant.calls import (
     Track,
     identifier,
 )
-from worker.rules import accounts, engage
+from worker.rules import accounts, engage, late
 from worker.rules.accounts import AccountBook
 from worker.rules.attributes import AttributeType, AttributeTypes, Entity
 from worker.rules.free_email import FREE_EMAIL_BLOCKED, FreeEmailBlocks
-from worker.rules.identity import Identities
+from worker.rules.identity import Identities, identity_key
 from worker.rules.mapping import (
     context_columns,
     custom_user_traits,
@@ -51,7 +51,12 @@ from worker.rules.tombstones import Verdicts, is_older_than_a_delete, judge, rem
 class Batch:
     """The calls of one batch applied in memory, one at a time, in call-time order."""
 
-    def __init__(self, loaded: Loaded, limits: Limits = DEFAULT_LIMITS) -> None:
+    def __init__(
+        self, loaded: Loaded, limits: Limits = DEFAULT_LIMITS, replaying: bool = False
+    ) -> None:
+        # Replaying: the calls are a user's whole history in call-time order, none late.
+        self.replaying = replaying
+        self.rebuild: set[IdentityKey] = set()
         self.tombstones = loaded.tombstones
         self.new_tombstones: dict[IdentityKey, Tombstone] = {}
         self.identities = Identities(
@@ -60,9 +65,10 @@ class Batch:
             self.tombstones,
             loaded.anonymous_counts,
             limits.max_anonymous_ids_per_user,
+            loaded.named_with_owner,
         )
         self.limits = limits
-        self.blocks = FreeEmailBlocks(loaded.blocked, loaded.blocking_connectors)
+        self.blocks = FreeEmailBlocks(loaded.statuses, loaded.blocking_connectors)
         self.attributes = AttributeTypes(loaded.definitions, limits.max_attributes_per_entity)
         self.accounts = AccountBook(loaded.accounts, loaded.account_tombstones, self._typed)
         self.events: list[Event] = []
@@ -73,19 +79,27 @@ class Batch:
 
     def apply(self, call: AnyCall) -> str:
         """Apply one call; returns what became of it: applied, deleted or blocked."""
+        if not self.replaying:
+            self._rebuild_if_late(call)
         if is_older_than_a_delete(call, self.tombstones):
             # Definitions and accounts are the workspace's, not the user's: they take the
             # call either way, so they do not depend on order.
             self._workspace_facts(call)
+            if not self.replaying and late.pairs_an_owned_id(call, self.identities):
+                self.rebuild.update(call.identities)
             remember_pairing(call, self.identities, self.tombstones, self.new_tombstones)
             self._refused_merges(call)
             return "deleted"
         blocked_now = type(call) is Identify and self.blocks.blocks_identify(call)
-        if blocked_now or self.blocks.is_blocked(call.identities):
+        if blocked_now or self.blocks.is_blocked(call):
             self.warnings.append((call, FREE_EMAIL_BLOCKED))
             return "blocked"
         _APPLY[type(call)](self, call)
         return "applied"
+
+    def _rebuild_if_late(self, call: AnyCall) -> None:
+        if late.changes_newer_calls(call, self.blocks, self.identities, self.tombstones):
+            self.rebuild.update(call.identities)
 
     def _user_for(self, call: AnyCall, user_id: str | None, anonymous_id: str | None) -> User:
         user = self.identities.user_for(call, user_id, anonymous_id)
@@ -94,6 +108,15 @@ class Batch:
 
     def _refused_merges(self, call: AnyCall) -> None:
         self.warnings += [(call, w) for w in self.identities.take_warnings()]
+        contested = self.identities.contested
+        if contested and not self.replaying:
+            for (ws, secondary), claimant, owner in contested:
+                self.rebuild |= {
+                    identity_key(ws, secondary),
+                    (ws, "user_id", claimant),
+                    (ws, "user_id", owner),
+                }
+        contested.clear()
 
     def _typed(
         self,
@@ -209,7 +232,12 @@ class Batch:
         user_id = call.user_id
         assert user_id is not None  # the receiver refuses a delete without one
         key = (call.workspace_id, "user_id", user_id)
-        self.tombstones[key] = self.new_tombstones[key] = Tombstone(call.version, user_id)
+        if not self.replaying and (key[0], user_id) in self.identities.by_user_id:
+            self.rebuild.add(key)  # what it removes depends on when each call was received
+        tombstone = Tombstone(call.version, user_id, call.receivedAt)
+        self.tombstones[key] = self.new_tombstones[key] = tombstone.stronger(
+            self.tombstones.get(key)
+        )
 
     # --- shared steps ---------------------------------------------------------------------
 
@@ -290,9 +318,9 @@ class Batch:
             account_tombstones=book.new_tombstones,
             gone_accounts=gone_accounts,
             account_cuts=account_cuts,
-            block=self.blocks.block,
-            unblock=self.blocks.unblock,
+            statuses=self.blocks.changed,
             warnings=self.warnings,
+            rebuild=self.rebuild,
         )
 
     def _anonymous_ids(

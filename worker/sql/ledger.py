@@ -7,6 +7,7 @@ from collections.abc import Iterable, Sequence
 
 from sextant.calls import IdentityKey
 from sextant.db import Conn
+from worker.rules.free_email import EmailStatus
 from worker.rules.records import Tombstone, User
 from worker.sql.arrays import columnar, pk
 
@@ -21,51 +22,55 @@ RETURNING workspace_id, message_id
 # Tombstones and blocks of the same identities, in one round trip.
 _IDENTITY_FACTS = """
 WITH k AS (SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[]) AS k (w, kind, identity))
-SELECT true AS tombstone, t.workspace_id, t.kind, t.identity, t.version, t.user_id
+SELECT true AS tombstone, t.workspace_id, t.kind, t.identity, t.version, t.user_id,
+       t.received_at, true AS blocked, '' AS newest
   FROM tombstones t
   JOIN k ON t.workspace_id = k.w AND t.kind = k.kind AND t.identity = k.identity
 UNION ALL
-SELECT false, b.workspace_id, b.kind, b.identity, b.version, NULL
+SELECT false, b.workspace_id, b.kind, b.identity, b.version, NULL, NULL, b.blocked, b.newest
   FROM blocked_identities b
   JOIN k ON b.workspace_id = k.w AND b.kind = k.kind AND b.identity = k.identity
 """
 
 _UPSERT_TOMBSTONES = """
-INSERT INTO tombstones AS t (workspace_id, kind, identity, version, user_id)
-SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[])
+INSERT INTO tombstones AS t (workspace_id, kind, identity, version, user_id, received_at)
+SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[],
+                     $6::timestamptz[])
 ON CONFLICT (workspace_id, kind, identity) DO UPDATE
    SET version = greatest(t.version, EXCLUDED.version),
-       user_id = coalesce(EXCLUDED.user_id, t.user_id)
+       user_id = CASE WHEN EXCLUDED.version >= t.version
+                      THEN coalesce(EXCLUDED.user_id, t.user_id) ELSE t.user_id END,
+       received_at = greatest(t.received_at, EXCLUDED.received_at)
 """
 
 # A deleted user's anonymous ids and emails get tombstones too, naming the user they
 # belonged to.
 _TOMBSTONE_ANONYMOUS_IDS = """
-INSERT INTO tombstones AS t (workspace_id, kind, identity, version, user_id)
-SELECT a.workspace_id, a.kind, a.identity, d.version, d.user_id
+INSERT INTO tombstones AS t (workspace_id, kind, identity, version, user_id, received_at)
+SELECT a.workspace_id, a.kind, a.identity, d.version, d.user_id, d.received_at
   FROM (SELECT workspace_id, 'anonymous_id' AS kind, anonymous_id AS identity, user_pk
           FROM anonymous_ids
         UNION ALL
         SELECT workspace_id, 'email', email, user_pk FROM email_identities) AS a
-  JOIN unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[])
-       AS d (w, user_pk, version, user_id)
+  JOIN unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::timestamptz[])
+       AS d (w, user_pk, version, user_id, received_at)
     ON a.workspace_id = d.w AND a.user_pk = d.user_pk
 ON CONFLICT (workspace_id, kind, identity) DO UPDATE
    SET version = greatest(t.version, EXCLUDED.version),
-       user_id = coalesce(EXCLUDED.user_id, t.user_id)
+       user_id = CASE WHEN EXCLUDED.version >= t.version
+                      THEN coalesce(EXCLUDED.user_id, t.user_id) ELSE t.user_id END,
+       received_at = greatest(t.received_at, EXCLUDED.received_at)
 """
 
-_BLOCK = """
-INSERT INTO blocked_identities AS b (workspace_id, kind, identity, version)
-SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[])
+_SAVE_STATUSES = """
+INSERT INTO blocked_identities AS b (workspace_id, kind, identity, version, blocked, newest)
+SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::boolean[],
+                     $6::text[])
 ON CONFLICT (workspace_id, kind, identity) DO UPDATE
-   SET version = greatest(b.version, EXCLUDED.version)
-"""
-
-_UNBLOCK = """
-DELETE FROM blocked_identities b
- USING unnest($1::bigint[], $2::text[], $3::text[]) AS k (w, kind, identity)
- WHERE b.workspace_id = k.w AND b.kind = k.kind AND b.identity = k.identity
+   SET blocked = CASE WHEN EXCLUDED.version >= b.version THEN EXCLUDED.blocked
+                      ELSE b.blocked END,
+       version = greatest(b.version, EXCLUDED.version),
+       newest = greatest(b.newest, EXCLUDED.newest)
 """
 
 _CONNECTORS = """
@@ -94,19 +99,19 @@ async def claim(conn: Conn, messages: Iterable[tuple[int, str]]) -> set[tuple[in
 
 async def identity_facts(
     conn: Conn, keys: set[IdentityKey]
-) -> tuple[dict[IdentityKey, Tombstone], dict[IdentityKey, str]]:
-    """The tombstones of these identities, and the versions that blocked them."""
+) -> tuple[dict[IdentityKey, Tombstone], dict[IdentityKey, EmailStatus]]:
+    """The tombstones of these identities, and their free-email statuses."""
     if not keys:
         return {}, {}
     tombstones: dict[IdentityKey, Tombstone] = {}
-    blocked: dict[IdentityKey, str] = {}
+    statuses: dict[IdentityKey, EmailStatus] = {}
     for r in await conn.fetch(_IDENTITY_FACTS, *columnar(keys, 3)):
         key: IdentityKey = (r["workspace_id"], r["kind"], r["identity"])
         if r["tombstone"]:
-            tombstones[key] = Tombstone(r["version"], r["user_id"])
+            tombstones[key] = Tombstone(r["version"], r["user_id"], r["received_at"])
         else:
-            blocked[key] = r["version"]
-    return tombstones, blocked
+            statuses[key] = EmailStatus(r["version"], r["blocked"], r["newest"])
+    return tombstones, statuses
 
 
 async def save_tombstones(conn: Conn, tombstones: dict[IdentityKey, Tombstone]) -> None:
@@ -117,29 +122,28 @@ async def save_tombstones(conn: Conn, tombstones: dict[IdentityKey, Tombstone]) 
             *columnar(keys, 3),
             [tombstones[k].version for k in keys],
             [tombstones[k].user_id for k in keys],
+            [tombstones[k].received for k in keys],
         )
 
 
 async def tombstone_anonymous_ids(
-    conn: Conn, gone: Sequence[tuple[User, Tombstone]], cuts: Sequence[tuple[User, str]]
+    conn: Conn, gone: Sequence[tuple[User, Tombstone]], cuts: Sequence[tuple[User, Tombstone]]
 ) -> None:
     """Tombstones on the anonymous ids of users deleted (`gone`) or cut by a delete, naming
     the user they belonged to."""
-    marked = [(u.workspace_id, pk(u), t.version, t.user_id or "") for u, t in gone] + [
-        (u.workspace_id, pk(u), version, u.user_id or "") for u, version in cuts
+    marked = [(u.workspace_id, pk(u), t.version, t.user_id or "", t.received) for u, t in gone] + [
+        (u.workspace_id, pk(u), t.version, u.user_id or "", t.received) for u, t in cuts
     ]
     if marked:
-        await conn.execute(_TOMBSTONE_ANONYMOUS_IDS, *columnar(marked, 4))
+        await conn.execute(_TOMBSTONE_ANONYMOUS_IDS, *columnar(marked, 5))
 
 
-async def save_blocks(
-    conn: Conn, block: dict[IdentityKey, str], unblock: Iterable[IdentityKey]
-) -> None:
-    if block:
-        keys = sorted(block)
-        await conn.execute(_BLOCK, *columnar(keys, 3), [block[k] for k in keys])
-    if unblock_keys := sorted(set(unblock)):
-        await conn.execute(_UNBLOCK, *columnar(unblock_keys, 3))
+async def save_statuses(conn: Conn, statuses: dict[IdentityKey, EmailStatus]) -> None:
+    """Free-email statuses set or judged by the batch."""
+    if statuses:
+        keys = sorted(statuses)
+        rows = [(*k, statuses[k].version, statuses[k].blocked, statuses[k].newest) for k in keys]
+        await conn.execute(_SAVE_STATUSES, *columnar(rows, 6))
 
 
 async def blocking_connectors(conn: Conn, connector_ids: Iterable[int]) -> set[int]:

@@ -66,7 +66,7 @@ SELECT id, workspace_id, user_id, {_SELECT_COLUMNS}, page_views, first_seen_at, 
 """
 
 _OWNERS = """
-SELECT a.workspace_id, a.{column} AS id, a.user_pk
+SELECT a.workspace_id, a.{column} AS id, a.user_pk, a.version
   FROM {table} a
   JOIN unnest($1::bigint[], $2::text[]) AS k (w, aid)
     ON a.workspace_id = k.w AND a.{column} = k.aid
@@ -167,15 +167,16 @@ async def lock(
 
 async def anonymous_id_owners(
     conn: Conn, anonymous_ids: Iterable[tuple[int, str]]
-) -> dict[tuple[int, str], int]:
-    """The users owning these anonymous ids and marked emails, by pk."""
-    owners: dict[tuple[int, str], int] = {}
+) -> dict[tuple[int, str], tuple[int, str]]:
+    """The users owning these anonymous ids and marked emails, by pk, each with the newest
+    call that named it with its owner."""
+    owners: dict[tuple[int, str], tuple[int, str]] = {}
     for (table, column), part in zip(_SECONDARY_TABLES, _by_table(anonymous_ids), strict=True):
         if not part:
             continue
         mark = EMAIL_MARK if table == "email_identities" else ""
         rows = await conn.fetch(_OWNERS.format(table=table, column=column), *columnar(part, 2))
-        owners |= {(r["workspace_id"], mark + r["id"]): r["user_pk"] for r in rows}
+        owners |= {(r["workspace_id"], mark + r["id"]): (r["user_pk"], r["version"]) for r in rows}
     return owners
 
 

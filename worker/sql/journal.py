@@ -1,0 +1,121 @@
+"""SQL for the call journal: every claimed call, found again by the identities it names,
+so that users can be rebuilt from their calls in call-time order (see `worker.rebuild`)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+import msgspec
+
+from sextant.calls import AnyCall, IdentityKey, decode_call
+from sextant.db import Conn
+from worker.rules.records import User
+from worker.sql.arrays import columnar, pk
+
+_encoder = msgspec.json.Encoder()
+
+_CALLS_NAMING = """
+SELECT identities, body
+  FROM call_journal
+ WHERE workspace_id = $1 AND identities && $2::text[]
+"""
+
+# The identities whose rows a rebuild writes again: every user named, every anonymous id
+# and email those users hold.
+_HELD = """
+SELECT a.anonymous_id AS identity, 'anonymous_id' AS kind
+  FROM anonymous_ids a WHERE a.workspace_id = $1 AND a.user_pk = ANY($2::bigint[])
+UNION ALL
+SELECT e.email, 'email' FROM email_identities e
+ WHERE e.workspace_id = $1 AND e.user_pk = ANY($2::bigint[])
+"""
+
+_WIPE_IDENTITY_FACTS = [
+    f"""DELETE FROM {table} x USING unnest($2::text[], $3::text[]) AS k (kind, identity)
+         WHERE x.workspace_id = $1 AND x.kind = k.kind AND x.identity = k.identity"""
+    for table in ("tombstones", "blocked_identities")
+] + [
+    f"""DELETE FROM {table} x WHERE x.workspace_id = $1 AND x.{column} = ANY($2::text[])"""
+    for table, column in (("anonymous_ids", "anonymous_id"), ("email_identities", "email"))
+]
+
+# Users created before the journal began have calls it does not hold: never rebuilt.
+_PREDATES_JOURNAL = """
+SELECT count(*) FROM users
+ WHERE workspace_id = $1 AND id = ANY($2::bigint[])
+   AND created_at < (SELECT applied_at FROM schema_migrations WHERE version = 10)
+"""
+
+
+def encoded(key: IdentityKey) -> str:
+    return f"{key[1]}:{key[2]}"
+
+
+def decoded(workspace_id: int, text: str) -> IdentityKey:
+    kind, _, value = text.partition(":")
+    return (workspace_id, kind, value)
+
+
+async def record(conn: Conn, calls: Sequence[AnyCall]) -> None:
+    """Keep the calls just claimed (their messageIds are new, so no row exists yet)."""
+    if calls:
+        await conn.copy_records_to_table(
+            "call_journal",
+            columns=("workspace_id", "message_id", "identities", "version", "body"),
+            records=[
+                (
+                    c.workspace_id,
+                    c.messageId,
+                    [encoded(k) for k in c.identities],
+                    c.version,
+                    _encoder.encode(c),
+                )
+                for c in calls
+            ],
+        )
+
+
+async def component(
+    conn: Conn, workspace_id: int, seeds: Iterable[IdentityKey], limit: int
+) -> tuple[set[IdentityKey], list[AnyCall]] | None:
+    """Every identity linked to the seeds through calls naming two of them, and those calls;
+    None when they are more than `limit` calls."""
+    found = {encoded(k) for k in seeds}
+    frontier = set(found)
+    bodies: dict[bytes, None] = {}
+    while frontier:
+        rows = await conn.fetch(_CALLS_NAMING, workspace_id, sorted(frontier))
+        frontier = set()
+        for row in rows:
+            bodies[row["body"]] = None
+            frontier.update(i for i in row["identities"] if i not in found)
+        found |= frontier
+        if len(bodies) > limit:
+            return None
+    return {decoded(workspace_id, i) for i in found}, [decode_call(b) for b in bodies]
+
+
+async def held_identities(conn: Conn, users: Sequence[User]) -> set[IdentityKey]:
+    """The anonymous ids and emails these stored users hold."""
+    held: set[IdentityKey] = set()
+    for ws in {u.workspace_id for u in users}:
+        pks = [pk(u) for u in users if u.workspace_id == ws]
+        held |= {(ws, r["kind"], r["identity"]) for r in await conn.fetch(_HELD, ws, pks)}
+    return held
+
+
+async def predates_journal(conn: Conn, workspace_id: int, users: Sequence[User]) -> bool:
+    pks = [pk(u) for u in users]
+    return bool(pks) and bool(await conn.fetchval(_PREDATES_JOURNAL, workspace_id, pks))
+
+
+async def wipe_identity_facts(conn: Conn, workspace_id: int, keys: set[IdentityKey]) -> None:
+    """Forget what the rules derived for these identities: tombstones, free-email
+    statuses and owners; a rebuild derives them again from the calls."""
+    kinds, values = columnar(((k[1], k[2]) for k in sorted(keys)), 2)
+    for statement in _WIPE_IDENTITY_FACTS[:2]:
+        await conn.execute(statement, workspace_id, kinds, values)
+    anonymous = [k[2] for k in keys if k[1] == "anonymous_id"]
+    emails = [k[2] for k in keys if k[1] == "email"]
+    await conn.execute(_WIPE_IDENTITY_FACTS[2], workspace_id, anonymous)
+    await conn.execute(_WIPE_IDENTITY_FACTS[3], workspace_id, emails)
