@@ -8,8 +8,6 @@ the calls in memory, and flush writes what changed (one statement per table).
 
 from __future__ import annotations
 
-from collections import Counter
-
 from sextant.calls import AnyCall, Group, Identify, Track
 from sextant.db import Conn
 from sextant.errors import BatchConflict
@@ -19,21 +17,18 @@ from worker.rules.identity import secondary_of
 from worker.rules.state import Changes, Limits, Loaded
 from worker.sql import accounts, definitions, events, ledger, user_rows, users
 
+Fates = dict[tuple[int, str], str]  # (workspace, messageId) -> applied, deleted, blocked
+
 
 async def apply_in_order(
-    conn: Conn,
-    calls: list[AnyCall],
-    limits: Limits,
-    tally: Counter[tuple[str, str]] | None = None,
-    replaying: bool = False,
+    conn: Conn, calls: list[AnyCall], limits: Limits, fates: Fates, replaying: bool = False
 ) -> Changes:
-    """Load what the calls touch, apply them in call-time order, and write the changes."""
+    """Load what the calls touch, apply them in call-time order, and write the changes;
+    `fates` gets what became of each call."""
     calls = sorted(calls, key=lambda c: c.version)
     batch = Batch(await _load(conn, calls), limits, replaying)
     for call in calls:
-        result = batch.apply(call)
-        if tally is not None:
-            tally[(call_type(call), result)] += 1
+        fates[(call.workspace_id, call.messageId)] = batch.apply(call)
     changes = batch.changes()
     await _flush(conn, changes)
     return changes

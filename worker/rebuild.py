@@ -1,7 +1,7 @@
 """Users rebuilt from their calls, for a call that arrived after newer calls whose fate it
 changes: a delete (it removes what was received before it, whatever time that carries),
 an anonymous id claimed earlier by another userId, an email identify setting a
-free-email status, a call older than such a status.
+free-email status, a call older than such a status (see `worker.rules.late`).
 
 The users those calls lead to, and every identity linked to them through a call naming
 two, are removed with what hangs off them and applied again from the journal in
@@ -12,12 +12,13 @@ order calls arrive in; what arrives in order (nearly everything) is never rebuil
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 
 import structlog
 
-from sextant.calls import AnyCall, Delete, IdentityKey
+from sextant.calls import AnyCall, IdentityKey, IngestionWarning
 from sextant.db import Conn
-from worker.apply import apply_in_order
+from worker.apply import Fates, apply_in_order
 from worker.rules.identity import secondary_of
 from worker.rules.records import User
 from worker.rules.state import Limits
@@ -30,37 +31,65 @@ log = structlog.get_logger()
 MAX_REBUILD_CALLS = 20_000
 
 
-async def rebuild(conn: Conn, seeds: set[IdentityKey], limits: Limits) -> int:
-    """Rebuild the users linked to these identities; returns how many calls were applied
-    again."""
-    rebuilt = 0
+@dataclass
+class Replayed:
+    """What a rebuild applied again, and what became of the batch's own calls in it."""
+
+    calls: int = 0
+    fates: Fates = field(default_factory=dict)
+    warnings: list[tuple[AnyCall, IngestionWarning]] = field(default_factory=list)
+
+
+async def linked(conn: Conn, seeds: set[IdentityKey]) -> set[IdentityKey] | None:
+    """Every identity linked to the seeds: through calls naming two, or held by one user.
+    None when the users cannot be rebuilt: too many calls, or users older than the
+    journal."""
+    keys: set[IdentityKey] = set()
     for ws in sorted({k[0] for k in seeds}):
-        rebuilt += await _rebuild(conn, ws, {k for k in seeds if k[0] == ws}, limits)
-    return rebuilt
+        found = await _linked(conn, ws, {k for k in seeds if k[0] == ws})
+        if found is None:
+            return None
+        keys |= found
+    return keys
 
 
-async def _rebuild(conn: Conn, ws: int, seeds: set[IdentityKey], limits: Limits) -> int:
+async def _linked(conn: Conn, ws: int, seeds: set[IdentityKey]) -> set[IdentityKey] | None:
     keys = seeds
     while True:
         found = await journal.component(conn, ws, keys, MAX_REBUILD_CALLS)
         if found is None:
             log.warning("rebuild_skipped", workspace_id=ws, reason="too many calls")
-            return 0
-        identities, calls = found
-        stored = await _lock(conn, identities)
+            return None
+        stored = await _lock(conn, found)
         held = await journal.held_identities(conn, stored)
-        if held <= identities:
+        if held <= found:
             break
-        keys = identities | held  # ids the journal does not link, held all the same
+        keys = found | held  # ids the journal does not link, held all the same
     if await journal.predates_journal(conn, ws, stored):
         log.warning("rebuild_skipped", workspace_id=ws, reason="users older than the journal")
-        return 0
-    await user_rows.delete(conn, stored)
-    await journal.wipe_identity_facts(conn, ws, identities)
-    for segment in _segments(calls):
-        await apply_in_order(conn, segment, limits, replaying=True)
-    log.info("rebuilt", workspace_id=ws, users=len(stored), calls=len(calls))
-    return len(calls)
+        return None
+    return found
+
+
+async def rebuild(
+    conn: Conn, keys: set[IdentityKey], limits: Limits, fresh: set[tuple[int, str]]
+) -> Replayed:
+    """Remove the users of these identities (as `linked` found them) and apply their calls
+    again in call-time order; warnings are kept for the calls in `fresh` only."""
+    replayed = Replayed()
+    for ws in sorted({k[0] for k in keys}):
+        identities = {k for k in keys if k[0] == ws}
+        calls = await journal.calls_naming(conn, ws, identities)
+        await user_rows.delete(conn, await _lock(conn, identities))
+        await journal.wipe_identity_facts(conn, ws, identities)
+        for segment in _segments(calls):
+            changes = await apply_in_order(conn, segment, limits, replayed.fates, replaying=True)
+            replayed.warnings += [
+                (c, w) for c, w in changes.warnings if (c.workspace_id, c.messageId) in fresh
+            ]
+        replayed.calls += len(calls)
+        log.info("rebuilt", workspace_id=ws, calls=len(calls))
+    return replayed
 
 
 async def _lock(conn: Conn, identities: Iterable[IdentityKey]) -> list[User]:
@@ -75,11 +104,5 @@ async def _lock(conn: Conn, identities: Iterable[IdentityKey]) -> list[User]:
 
 
 def _segments(calls: list[AnyCall]) -> list[list[AnyCall]]:
-    """The calls in call-time order, cut after each delete: a delete's verdict is reached
-    at the end of its batch, as it would be had the calls arrived one by one."""
-    segments: list[list[AnyCall]] = [[]]
-    for call in sorted(calls, key=lambda c: c.version):
-        segments[-1].append(call)
-        if type(call) is Delete:
-            segments.append([])
-    return [s for s in segments if s]
+    """The calls in call-time order, one at a time: exactly as had they arrived in order."""
+    return [[call] for call in sorted(calls, key=lambda c: c.version)]

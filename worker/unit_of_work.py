@@ -12,9 +12,10 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from sextant.calls import AnyCall, IngestionWarning
+from sextant.calls import AnyCall, IdentityKey, IngestionWarning
 from sextant.db import Conn
-from worker.apply import apply_in_order, call_type
+from worker.apply import Fates, apply_in_order, call_type
+from worker.rebuild import linked as rebuild_linked
 from worker.rebuild import rebuild
 from worker.rules.state import DEFAULT_LIMITS, Changes, Limits
 from worker.sql import journal, ledger, warnings
@@ -44,19 +45,63 @@ async def apply_calls(conn: Conn, calls: list[AnyCall], limits: Limits = DEFAULT
         calls = await _without_missing_workspaces(conn, calls, outcome)
         fresh = await _claim(conn, calls, outcome)
         await journal.record(conn, fresh)
-        changes = await apply_in_order(conn, fresh, limits, outcome.calls)
-        if changes.rebuild:
-            outcome.rebuilt += await rebuild(conn, changes.rebuild, limits)
-        found = _warnings(fresh, changes)
+        late, changes, fates = await _apply_on_time(conn, fresh, limits)
+        found = changes.warnings
+        if late:
+            replayed = await rebuild(conn, late, limits, _keys(fresh))
+            fates |= replayed.fates
+            found = found + replayed.warnings
+            outcome.rebuilt += replayed.calls
+        for call in fresh:
+            outcome.calls[(call_type(call), fates[(call.workspace_id, call.messageId)])] += 1
+        rows = _warnings(fresh, found)
         # Last: the tallies' row locks are held only until the commit just after.
-        await warnings.record(conn, found)
-        outcome.warnings.update(w["kind"] for w in found)
+        await warnings.record(conn, rows)
+        outcome.warnings.update(w["kind"] for w in rows)
     return outcome
 
 
-def _warnings(calls: list[AnyCall], changes: Changes) -> list[dict[str, Any]]:
+class _Late(Exception):
+    def __init__(self, seeds: set[IdentityKey]) -> None:
+        self.seeds = seeds
+
+
+async def _apply_on_time(
+    conn: Conn, calls: list[AnyCall], limits: Limits
+) -> tuple[set[IdentityKey], Changes, Fates]:
+    """Apply the calls that can be applied where they stand; returns the identities whose
+    users must be rebuilt instead (their calls left out here), the changes and fates.
+
+    A late call is found as the batch applies; the batch is then undone (a savepoint) and
+    applied again without the calls of the users it links, which `rebuild` replays."""
+    late: set[IdentityKey] = set()
+    kept_as_applied: set[IdentityKey] = set()  # too large to rebuild: applied as they come
+    while True:
+        on_time = [c for c in calls if late.isdisjoint(c.identities)]
+        fates: Fates = {}
+        try:
+            async with conn.transaction():
+                changes = await apply_in_order(conn, on_time, limits, fates)
+                if seeds := changes.rebuild - kept_as_applied:
+                    raise _Late(seeds)
+            return late, changes, fates
+        except _Late as found:
+            linked = await rebuild_linked(conn, found.seeds)
+            if linked is None:
+                kept_as_applied |= found.seeds
+            else:
+                late |= linked
+
+
+def _keys(calls: list[AnyCall]) -> set[tuple[int, str]]:
+    return {(c.workspace_id, c.messageId) for c in calls}
+
+
+def _warnings(
+    calls: list[AnyCall], by_rules: list[tuple[AnyCall, IngestionWarning]]
+) -> list[dict[str, Any]]:
     """What the receiver mended in these calls, then what the rules found, as rows."""
-    found = [(call, w) for call in calls for w in call.sextant.warnings] + changes.warnings
+    found = [(call, w) for call in calls for w in call.sextant.warnings] + by_rules
     return [_row(call, w) for call, w in found]
 
 

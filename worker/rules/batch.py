@@ -45,7 +45,13 @@ from worker.rules.records import (
     User,
 )
 from worker.rules.state import DEFAULT_LIMITS, Changes, EventSeen, Limits, Loaded
-from worker.rules.tombstones import Verdicts, is_older_than_a_delete, judge, remember_pairing
+from worker.rules.tombstones import (
+    Verdicts,
+    is_older_than_a_delete,
+    is_older_than_its_owners_delete,
+    judge,
+    remember_pairing,
+)
 
 
 class Batch:
@@ -81,7 +87,9 @@ class Batch:
         """Apply one call; returns what became of it: applied, deleted or blocked."""
         if not self.replaying:
             self._rebuild_if_late(call)
-        if is_older_than_a_delete(call, self.tombstones):
+        if is_older_than_a_delete(call, self.tombstones) or is_older_than_its_owners_delete(
+            call, self.identities, self.tombstones
+        ):
             # Definitions and accounts are the workspace's, not the user's: they take the
             # call either way, so they do not depend on order.
             self._workspace_facts(call)
@@ -92,6 +100,7 @@ class Batch:
             return "deleted"
         blocked_now = type(call) is Identify and self.blocks.blocks_identify(call)
         if blocked_now or self.blocks.is_blocked(call):
+            self._workspace_facts(call)  # as for a deleted user, whatever its user's fate
             self.warnings.append((call, FREE_EMAIL_BLOCKED))
             return "blocked"
         _APPLY[type(call)](self, call)
@@ -173,17 +182,12 @@ class Batch:
         )
         self._seen_event(call)
         _seen(user, call)
-        if (entered := engage.track_audience(call)) is not None:
-            key, member = entered
-            ok, typed = self._typed(call, "user", "", key, member, "boolean")
-            if ok:
-                user.put_trait(key, typed, call.version)
-            self.memberships.append(engage.membership(user, key, member, call))
-        elif (computed := engage.computed_trait(call)) is not None:
-            name, value = trait_name(computed[0]), computed[1]
-            ok, typed = self._typed(call, "user", "", name, value, first_type_of(name))
+        if (trait := self._typed_engage_trait(call)) is not None:
+            name, ok, typed = trait
             if ok:
                 user.put_trait(name, typed, call.version)
+        if (entered := engage.track_audience(call)) is not None:
+            self.memberships.append(engage.membership(user, *entered, call))
 
     def _page(self, call: Page) -> None:
         user = self._user_for(call, call.user_id, call.anonymous_id)
@@ -249,6 +253,7 @@ class Batch:
             case Track():
                 self._typed_properties(call, warn=False)
                 self._seen_event(call)
+                self._typed_engage_trait(call, warn=False)
         self.accounts.facts(call)
 
     def _typed_user_traits(
@@ -274,6 +279,17 @@ class Batch:
             if ok:
                 properties[name] = typed
         return properties
+
+    def _typed_engage_trait(self, call: Track, warn: bool = True) -> tuple[str, bool, Any] | None:
+        """The user trait an Engage track call sets (an audience entered or exited, a
+        computed trait), converted to its type."""
+        if (entered := engage.track_audience(call)) is not None:
+            key, member = entered
+            return key, *self._typed(call, "user", "", key, member, "boolean", warn)
+        if (computed := engage.computed_trait(call)) is not None:
+            name, value = trait_name(computed[0]), computed[1]
+            return name, *self._typed(call, "user", "", name, value, first_type_of(name), warn)
+        return None
 
     def _seen_event(self, call: Track) -> None:
         key, moment = (call.workspace_id, call.event), call.occurred_at

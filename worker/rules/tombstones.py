@@ -24,6 +24,25 @@ def is_older_than_a_delete(call: AnyCall, tombstones: dict[IdentityKey, Tombston
     return False
 
 
+def is_older_than_its_owners_delete(
+    call: AnyCall, identities: Identities, tombstones: dict[IdentityKey, Tombstone]
+) -> bool:
+    """Whether a call without a userId leads, through its anonymous id or email, to a user
+    whose delete removed it: what a batch's end marks with tombstones (see `judge`), the
+    calls after it in the same batch see already."""
+    if call.user_id is not None:
+        return False
+    ws = call.workspace_id
+    for key in call.identities:
+        secondary = secondary_of(key)
+        owner = identities.by_anonymous_id.get((ws, secondary)) if secondary else None
+        user_id = owner.final().user_id if owner is not None else None
+        tombstone = tombstones.get((ws, "user_id", user_id)) if user_id else None
+        if tombstone is not None and tombstone.ignores(call.version, call.receivedAt):
+            return True
+    return False
+
+
 def remember_pairing(
     call: AnyCall,
     identities: Identities,

@@ -14,10 +14,12 @@ from worker.sql.arrays import columnar, pk
 
 _encoder = msgspec.json.Encoder()
 
+_IDENTITIES_NAMING = """
+SELECT identities FROM call_journal WHERE workspace_id = $1 AND identities && $2::text[]
+"""
+
 _CALLS_NAMING = """
-SELECT identities, body
-  FROM call_journal
- WHERE workspace_id = $1 AND identities && $2::text[]
+SELECT body FROM call_journal WHERE workspace_id = $1 AND identities && $2::text[]
 """
 
 # The identities whose rows a rebuild writes again: every user named, every anonymous id
@@ -77,22 +79,25 @@ async def record(conn: Conn, calls: Sequence[AnyCall]) -> None:
 
 async def component(
     conn: Conn, workspace_id: int, seeds: Iterable[IdentityKey], limit: int
-) -> tuple[set[IdentityKey], list[AnyCall]] | None:
-    """Every identity linked to the seeds through calls naming two of them, and those calls;
-    None when they are more than `limit` calls."""
+) -> set[IdentityKey] | None:
+    """Every identity linked to the seeds through calls naming two of them; None when
+    those are more than `limit` calls."""
     found = {encoded(k) for k in seeds}
     frontier = set(found)
-    bodies: dict[bytes, None] = {}
     while frontier:
-        rows = await conn.fetch(_CALLS_NAMING, workspace_id, sorted(frontier))
-        frontier = set()
-        for row in rows:
-            bodies[row["body"]] = None
-            frontier.update(i for i in row["identities"] if i not in found)
-        found |= frontier
-        if len(bodies) > limit:
+        # All the calls naming what is found so far: their count bounds the rebuild.
+        rows = await conn.fetch(_IDENTITIES_NAMING, workspace_id, sorted(found))
+        if len(rows) > limit:
             return None
-    return {decoded(workspace_id, i) for i in found}, [decode_call(b) for b in bodies]
+        frontier = {i for row in rows for i in row["identities"]} - found
+        found |= frontier
+    return {decoded(workspace_id, i) for i in found}
+
+
+async def calls_naming(conn: Conn, workspace_id: int, keys: Iterable[IdentityKey]) -> list[AnyCall]:
+    """The calls that name any of these identities."""
+    rows = await conn.fetch(_CALLS_NAMING, workspace_id, sorted(encoded(k) for k in keys))
+    return [decode_call(r["body"]) for r in rows]
 
 
 async def held_identities(conn: Conn, users: Sequence[User]) -> set[IdentityKey]:
