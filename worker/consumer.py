@@ -156,6 +156,7 @@ class Worker:
             self.metrics.calls.labels(label, result).inc(n)
         for kind, n in outcome.warnings.items():
             self.metrics.warnings.labels(kind).inc(n)
+        self.metrics.rebuilt.inc(outcome.rebuilt)
         log.debug("batch_applied", n=size, ms=round(seconds * 1000, 1))
 
     def set_ready(self, ready: bool, reason: str = "") -> None:

@@ -32,6 +32,13 @@ class WorkerMetrics:
             ["kind"],
             registry=self.registry,
         )
+        self.rebuilt = Counter(
+            "sextant_worker_calls_replayed",
+            "Calls applied again to rebuild users in call-time order, after a call arrived "
+            "later than newer calls whose fate it changes (a delete, an earlier claim on an "
+            "anonymous id, a free-email status).",
+            registry=self.registry,
+        )
         self.dead_lettered = Counter(
             "sextant_worker_dead_lettered", "Messages sent to the DLQ.", registry=self.registry
         )

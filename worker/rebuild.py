@@ -22,7 +22,7 @@ from worker.apply import Fates, apply_in_order
 from worker.rules.identity import secondary_of
 from worker.rules.records import User
 from worker.rules.state import Limits
-from worker.sql import journal, user_rows, users
+from worker.sql import journal, user_rows, users, warnings
 
 log = structlog.get_logger()
 
@@ -82,14 +82,31 @@ async def rebuild(
         calls = await journal.calls_naming(conn, ws, identities)
         await user_rows.delete(conn, await _lock(conn, identities))
         await journal.wipe_identity_facts(conn, ws, identities)
+        found: list[tuple[AnyCall, IngestionWarning]] = []
         for segment in _segments(calls):
             changes = await apply_in_order(conn, segment, limits, replayed.fates, replaying=True)
-            replayed.warnings += [
-                (c, w) for c, w in changes.warnings if (c.workspace_id, c.messageId) in fresh
-            ]
+            found += changes.warnings
+        replayed.warnings += await _not_recorded_yet(conn, ws, found, fresh)
         replayed.calls += len(calls)
         log.info("rebuilt", workspace_id=ws, calls=len(calls))
     return replayed
+
+
+async def _not_recorded_yet(
+    conn: Conn,
+    ws: int,
+    found: list[tuple[AnyCall, IngestionWarning]],
+    fresh: set[tuple[int, str]],
+) -> list[tuple[AnyCall, IngestionWarning]]:
+    """The warnings the replay found: all of the batch's own calls, and those of calls
+    applied before that they do not have yet (a claim they lost, a block they fall under)."""
+    older = sorted({c.messageId for c, _ in found if (ws, c.messageId) not in fresh})
+    recorded = await warnings.kinds_recorded(conn, ws, older) if older else set()
+    return [
+        (c, w)
+        for c, w in found
+        if (ws, c.messageId) in fresh or (c.messageId, w.kind) not in recorded
+    ]
 
 
 async def _lock(conn: Conn, identities: Iterable[IdentityKey]) -> list[User]:

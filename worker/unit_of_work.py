@@ -12,7 +12,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from sextant.calls import AnyCall, IdentityKey, IngestionWarning
+from sextant.calls import AnyCall, Delete, IdentityKey, IngestionWarning
 from sextant.db import Conn
 from worker.apply import Fates, apply_in_order, call_type
 from worker.rebuild import linked as rebuild_linked
@@ -52,6 +52,7 @@ async def apply_calls(conn: Conn, calls: list[AnyCall], limits: Limits = DEFAULT
             fates |= replayed.fates
             found = found + replayed.warnings
             outcome.rebuilt += replayed.calls
+        await _forget_what_deletes_removed(conn, fresh, fates)
         for call in fresh:
             outcome.calls[(call_type(call), fates[(call.workspace_id, call.messageId)])] += 1
         rows = _warnings(fresh, found)
@@ -91,6 +92,15 @@ async def _apply_on_time(
                 kept_as_applied |= found.seeds
             else:
                 late |= linked
+
+
+async def _forget_what_deletes_removed(conn: Conn, calls: list[AnyCall], fates: Fates) -> None:
+    """A delete is a privacy request: the journal keeps of the calls it removes only what a
+    replay needs to decide the same owners (never traits, properties or context)."""
+    deleted = {(c.workspace_id, c.user_id) for c in calls if type(c) is Delete and c.user_id}
+    ignored = [c for c in calls if fates[(c.workspace_id, c.messageId)] == "deleted"]
+    if deleted or ignored:
+        await journal.keep_only_what_deletes_keep(conn, deleted, ignored)
 
 
 def _keys(calls: list[AnyCall]) -> set[tuple[int, str]]:

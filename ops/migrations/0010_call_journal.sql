@@ -24,3 +24,7 @@ ALTER TABLE tombstones ADD COLUMN received_at timestamptz;
 ALTER TABLE blocked_identities
     ADD COLUMN blocked boolean NOT NULL DEFAULT true,
     ADD COLUMN newest text NOT NULL DEFAULT '';
+
+-- A rebuild may find a warning for a call applied before (a claim it lost, a block it now
+-- falls under): it records those the call does not have yet.
+CREATE INDEX ingestion_warnings_message ON ingestion_warnings (workspace_id, message_id);

@@ -464,7 +464,8 @@ async def test_free_email_users_are_ignored_until_a_work_email(
     apply: Apply, db: asyncpg.Connection, workspace: CreatedKey
 ) -> None:
     """With blocking on, a gmail identify and the calls after it are ignored (its group call
-    leaves no account behind); a work email lets the identity in."""
+    makes the user no member; the account it names is the workspace's, and stays, as it
+    would for a deleted user); a work email lets the identity in."""
     await create_key(db, workspace.workspace, workspace.connector, block_free_email=True)
     blocked = await apply(
         {"type": "identify", "userId": "u1", "traits": {"email": "j@gmail.com"}},
@@ -473,7 +474,8 @@ async def test_free_email_users_are_ignored_until_a_work_email(
     )
     nothing = await users(db, workspace)
     assert blocked.calls[("group", "blocked")] == 1
-    assert await count(db, "accounts", workspace) == 0
+    assert await count(db, "accounts", workspace) == 1
+    assert await count(db, "account_users", workspace) == 0
     await apply({"type": "identify", "userId": "u1", "traits": {"email": "j@initech.com"}})
     await apply({"type": "track", "userId": "u1", "event": "E2"})
     after = await users(db, workspace)

@@ -99,7 +99,8 @@ class Batch:
             self._refused_merges(call)
             return "deleted"
         blocked_now = type(call) is Identify and self.blocks.blocks_identify(call)
-        if blocked_now or self.blocks.is_blocked(call):
+        # A delete is a privacy request: no status stands in its way.
+        if type(call) is not Delete and (blocked_now or self.blocks.is_blocked(call)):
             self._workspace_facts(call)  # as for a deleted user, whatever its user's fate
             self.warnings.append((call, FREE_EMAIL_BLOCKED))
             return "blocked"

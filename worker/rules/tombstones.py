@@ -5,8 +5,21 @@ depend on the order calls arrive in."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
-from sextant.calls import AnyCall, IdentityKey
+import msgspec
+
+from sextant.calls import (
+    AnyCall,
+    Context,
+    Group,
+    Identify,
+    IdentityKey,
+    Page,
+    Screen,
+    Track,
+    email_in,
+)
 from worker.rules.identity import Identities, identity_key, secondary_of
 from worker.rules.records import Tombstone, User
 
@@ -68,6 +81,34 @@ def remember_pairing(
             tombstones.get(key)
         )
         tombstones[key] = new_tombstones[key] = stronger
+
+
+def what_a_delete_keeps(call: AnyCall) -> AnyCall:
+    """A removed call as the journal keeps it once its user is deleted: what says whom it
+    named and when (identities, an email identity, Engage's mark, an event's name), so that
+    a replay decides the same owners and statuses; nothing else it said of the person."""
+    context = call.context
+    email = email_in("track", None, {"traits": context.traits}) if context else None
+    changes: dict[str, Any] = {
+        "sextant": msgspec.structs.replace(call.sextant, warnings=[]),
+        "context": None
+        if context is None
+        else Context(
+            personas=context.personas,
+            groupId=context.groupId,
+            traits={"email": email} if email else None,
+        ),
+    }
+    if type(call) is Identify or type(call) is Group:
+        traits = call.traits or {}
+        changes["traits"] = (
+            {"email": traits["email"]} if type(call) is Identify and ("email" in traits) else None
+        )
+    elif type(call) is Track or type(call) is Page or type(call) is Screen:
+        changes["properties"] = None
+    if type(call) is Page or type(call) is Screen:
+        changes["name"] = changes["category"] = None
+    return msgspec.structs.replace(call, **changes)
 
 
 @dataclass

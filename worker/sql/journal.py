@@ -9,7 +9,8 @@ import msgspec
 
 from sextant.calls import AnyCall, IdentityKey, decode_call
 from sextant.db import Conn
-from worker.rules.records import User
+from worker.rules.records import Tombstone, User
+from worker.rules.tombstones import what_a_delete_keeps
 from worker.sql.arrays import columnar, pk
 
 _encoder = msgspec.json.Encoder()
@@ -46,6 +47,20 @@ _PREDATES_JOURNAL = """
 SELECT count(*) FROM users
  WHERE workspace_id = $1 AND id = ANY($2::bigint[])
    AND created_at < (SELECT applied_at FROM schema_migrations WHERE version = 10)
+"""
+
+
+# A deleted user's tombstone, and the identities it held (tombstones naming it).
+_DELETED = """
+SELECT kind, identity, version, received_at FROM tombstones
+ WHERE workspace_id = $1 AND (kind = 'user_id' AND identity = $2
+                              OR kind <> 'user_id' AND user_id = $2)
+"""
+
+_REPLACE_BODIES = """
+UPDATE call_journal j SET body = r.body
+  FROM unnest($1::bigint[], $2::text[], $3::bytea[]) AS r (w, message_id, body)
+ WHERE j.workspace_id = r.w AND j.message_id = r.message_id
 """
 
 
@@ -124,3 +139,25 @@ async def wipe_identity_facts(conn: Conn, workspace_id: int, keys: set[IdentityK
     emails = [k[2] for k in keys if k[1] == "email"]
     await conn.execute(_WIPE_IDENTITY_FACTS[2], workspace_id, anonymous)
     await conn.execute(_WIPE_IDENTITY_FACTS[3], workspace_id, emails)
+
+
+async def keep_only_what_deletes_keep(
+    conn: Conn, deleted: set[tuple[int, str]], ignored: Sequence[AnyCall]
+) -> None:
+    """Strip the journal's copy of every call a delete removed down to what a replay needs
+    (`what_a_delete_keeps`): the calls these deleted userIds' tombstones remove, and calls
+    just ignored for a delete."""
+    removed = {(c.workspace_id, c.messageId): c for c in ignored}
+    for ws, user_id in sorted(deleted):
+        rows = await conn.fetch(_DELETED, ws, user_id)
+        own = next((r for r in rows if r["kind"] == "user_id"), None)
+        if own is None:
+            continue
+        tombstone = Tombstone(own["version"], user_id, own["received_at"])
+        named = [(ws, r["kind"], r["identity"]) for r in rows]
+        for call in await calls_naming(conn, ws, named):
+            if call.user_id in (user_id, None) and tombstone.ignores(call.version, call.receivedAt):
+                removed[(ws, call.messageId)] = call
+    if removed:
+        stripped = [(*k, _encoder.encode(what_a_delete_keeps(c))) for k, c in removed.items()]
+        await conn.execute(_REPLACE_BODIES, *columnar(stripped, 3))

@@ -68,3 +68,17 @@ async def prune(conn: Conn, keep_days: int, limit: int) -> int:
         status = await conn.execute(statement, keep_days, limit)
         total += int(status.split()[-1])
     return total
+
+
+_KINDS_OF = """
+SELECT message_id, kind FROM ingestion_warnings
+ WHERE workspace_id = $1 AND message_id = ANY($2::text[])
+"""
+
+
+async def kinds_recorded(
+    conn: Conn, workspace_id: int, message_ids: Sequence[str]
+) -> set[tuple[str, str]]:
+    """(messageId, kind) of the warnings already recorded for these calls."""
+    rows = await conn.fetch(_KINDS_OF, workspace_id, list(message_ids))
+    return {(r["message_id"], r["kind"]) for r in rows}
