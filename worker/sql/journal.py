@@ -50,11 +50,9 @@ SELECT count(*) FROM users
 """
 
 
-# A deleted user's tombstone, and the identities it held (tombstones naming it).
 _DELETED = """
-SELECT kind, identity, version, received_at FROM tombstones
- WHERE workspace_id = $1 AND (kind = 'user_id' AND identity = $2
-                              OR kind <> 'user_id' AND user_id = $2)
+SELECT version, received_at FROM tombstones
+ WHERE workspace_id = $1 AND kind = 'user_id' AND identity = $2
 """
 
 _REPLACE_BODIES = """
@@ -144,19 +142,21 @@ async def wipe_identity_facts(conn: Conn, workspace_id: int, keys: set[IdentityK
 async def keep_only_what_deletes_keep(
     conn: Conn, deleted: set[tuple[int, str]], ignored: Sequence[AnyCall]
 ) -> None:
-    """Strip the journal's copy of every call a delete removed down to what a replay needs
-    (`what_a_delete_keeps`): the calls these deleted userIds' tombstones remove, and calls
-    just ignored for a delete."""
-    removed = {(c.workspace_id, c.messageId): c for c in ignored}
+    """Strip the journal's copy of every call a delete removed for good down to what a
+    replay needs (`what_a_delete_keeps`): the calls naming a deleted userId that its
+    tombstone removes, and calls naming a userId just ignored for its delete.
+
+    Calls without a userId stay as they are: their anonymous id may yet turn out to be
+    another user's (an earlier claim arriving later), and a replay must give that user
+    the calls whole."""
+    removed = {(c.workspace_id, c.messageId): c for c in ignored if c.user_id is not None}
     for ws, user_id in sorted(deleted):
-        rows = await conn.fetch(_DELETED, ws, user_id)
-        own = next((r for r in rows if r["kind"] == "user_id"), None)
-        if own is None:
+        row = await conn.fetchrow(_DELETED, ws, user_id)
+        if row is None:
             continue
-        tombstone = Tombstone(own["version"], user_id, own["received_at"])
-        named = [(ws, r["kind"], r["identity"]) for r in rows]
-        for call in await calls_naming(conn, ws, named):
-            if call.user_id in (user_id, None) and tombstone.ignores(call.version, call.receivedAt):
+        tombstone = Tombstone(row["version"], user_id, row["received_at"])
+        for call in await calls_naming(conn, ws, [(ws, "user_id", user_id)]):
+            if call.user_id == user_id and tombstone.ignores(call.version, call.receivedAt):
                 removed[(ws, call.messageId)] = call
     if removed:
         stripped = [(*k, _encoder.encode(what_a_delete_keeps(c))) for k, c in removed.items()]
