@@ -62,11 +62,6 @@ async def apply_calls(conn: Conn, calls: list[AnyCall], limits: Limits = DEFAULT
     return outcome
 
 
-class _Late(Exception):
-    def __init__(self, seeds: set[IdentityKey]) -> None:
-        self.seeds = seeds
-
-
 async def _apply_on_time(
     conn: Conn, calls: list[AnyCall], limits: Limits
 ) -> tuple[set[IdentityKey], Changes, Fates]:
@@ -78,20 +73,25 @@ async def _apply_on_time(
     late: set[IdentityKey] = set()
     kept_as_applied: set[IdentityKey] = set()  # too large to rebuild: applied as they come
     while True:
-        on_time = [c for c in calls if late.isdisjoint(c.identities)]
         fates: Fates = {}
+        savepoint = conn.transaction()
+        await savepoint.start()
         try:
-            async with conn.transaction():
-                changes = await apply_in_order(conn, on_time, limits, fates)
-                if seeds := changes.rebuild - kept_as_applied:
-                    raise _Late(seeds)
+            on_time = [c for c in calls if late.isdisjoint(c.identities)]
+            changes = await apply_in_order(conn, on_time, limits, fates)
+        except BaseException:
+            await savepoint.rollback()
+            raise
+        seeds = changes.rebuild - kept_as_applied
+        if not seeds:
+            await savepoint.commit()
             return late, changes, fates
-        except _Late as found:
-            linked = await rebuild_linked(conn, found.seeds)
-            if linked is None:
-                kept_as_applied |= found.seeds
-            else:
-                late |= linked
+        await savepoint.rollback()
+        linked = await rebuild_linked(conn, seeds)
+        if linked is None:
+            kept_as_applied |= seeds
+        else:
+            late |= linked
 
 
 async def _forget_what_deletes_removed(conn: Conn, calls: list[AnyCall], fates: Fates) -> None:

@@ -36,13 +36,17 @@ def changes_newer_calls(
 
 
 def pairs_an_owned_id(call: AnyCall, identities: Identities) -> bool:
-    """Whether a call the delete removed names an anonymous id that has an owner now."""
-    ws = call.workspace_id
-    return call.user_id is not None and any(
-        (ws, s) in identities.by_anonymous_id
-        for k in call.identities
-        if (s := secondary_of(k)) is not None
-    )
+    """Whether a call the delete removed names an anonymous id that an anonymous user, or
+    its own userId afresh, holds now (see `tombstones.remember_pairing`)."""
+    ws, user_id = call.workspace_id, call.user_id
+    if user_id is None:
+        return False
+    for key in call.identities:
+        secondary = secondary_of(key)
+        owner = identities.by_anonymous_id.get((ws, secondary)) if secondary else None
+        if owner is not None and owner.final().user_id in (None, user_id):
+            return True
+    return False
 
 
 def _named(call: AnyCall, identities: Identities) -> list[User]:

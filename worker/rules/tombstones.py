@@ -74,7 +74,10 @@ def remember_pairing(
     for key in call.identities:
         if (anonymous_id := secondary_of(key)) is None:
             continue
-        if (ws, anonymous_id) in identities.by_anonymous_id:
+        owner = identities.by_anonymous_id.get((ws, anonymous_id))
+        if owner is not None and owner.final().user_id not in (None, user_id):
+            continue  # another userId's claim came first: it was never this user's
+        if owner is not None:
             # An anonymous user that newer calls made joins the userId as usual.
             identities.resolve(ws, user_id, anonymous_id)
         stronger = Tombstone(deleted.version, user_id, deleted.received).stronger(
