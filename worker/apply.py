@@ -8,14 +8,14 @@ the calls in memory, and flush writes what changed (one statement per table).
 
 from __future__ import annotations
 
-from sextant.calls import AnyCall, Group, Identify, Track
+from sextant.calls import AnyCall, Group, Identify, IdentityKey, Track
 from sextant.db import Conn
 from sextant.errors import BatchConflict
 from worker.rules.accounts import named_groups as accounts_named
 from worker.rules.batch import Batch
 from worker.rules.identity import secondary_of
 from worker.rules.state import Changes, Limits, Loaded
-from worker.sql import accounts, definitions, events, ledger, user_rows, users
+from worker.sql import accounts, definitions, events, journal, ledger, user_rows, users
 
 Fates = dict[tuple[int, str], str]  # (workspace, messageId) -> applied, deleted, blocked
 
@@ -26,7 +26,7 @@ async def apply_in_order(
     """Load what the calls touch, apply them in call-time order, and write the changes;
     `fates` gets what became of each call."""
     calls = sorted(calls, key=lambda c: c.version)
-    batch = Batch(await _load(conn, calls), limits, replaying)
+    batch = Batch(await _load(conn, calls, replaying), limits, replaying)
     for call in calls:
         fates[(call.workspace_id, call.messageId)] = batch.apply(call)
     changes = batch.changes()
@@ -38,7 +38,7 @@ def call_type(call: AnyCall) -> str:
     return type(call).__name__.lower()
 
 
-async def _load(conn: Conn, calls: list[AnyCall]) -> Loaded:
+async def _load(conn: Conn, calls: list[AnyCall], replaying: bool = False) -> Loaded:
     identity_keys = {k for c in calls for k in c.identities}
     tombstones, statuses = await ledger.identity_facts(conn, identity_keys)
     # An anonymous id of a deleted user leads back to that userId (`rules.identity`).
@@ -65,6 +65,8 @@ async def _load(conn: Conn, calls: list[AnyCall]) -> Loaded:
             conn, {c.sextant.connector_id for c in calls if type(c) is Identify}
         ),
     )
+    if loaded.blocking_connectors and not replaying:  # a replay is in order: none late
+        loaded.newest_named = await _newest_named(conn, calls, loaded.blocking_connectors)
     # Lock order: users, then accounts, each by (workspace, id).
     locked = {u.pk: u for u in await users.lock(conn, user_ids, anonymous_ids)}
     loaded.users = list(locked.values())
@@ -79,6 +81,20 @@ async def _load(conn: Conn, calls: list[AnyCall]) -> Loaded:
         loaded.accounts[(account.workspace_id, account.group_id)] = account
     loaded.account_tombstones = await accounts.tombstones(conn, group_ids)
     return loaded
+
+
+async def _newest_named(
+    conn: Conn, calls: list[AnyCall], blocking_connectors: set[int]
+) -> dict[IdentityKey, str]:
+    """For identities an identify may block or let in, the newest call of another batch
+    that named them, to whichever user it went (see `rules.late`)."""
+    keys = {
+        k
+        for c in calls
+        if type(c) is Identify and c.sextant.connector_id in blocking_connectors
+        for k in c.identities
+    }
+    return await journal.newest_naming(conn, keys, {c.messageId for c in calls})
 
 
 def _scopes(calls: list[AnyCall]) -> set[tuple[int, str, str]]:

@@ -64,6 +64,7 @@ class Batch:
         self.replaying = replaying
         self.rebuild: set[IdentityKey] = set()
         self.tombstones = loaded.tombstones
+        self.newest_named = loaded.newest_named
         self.new_tombstones: dict[IdentityKey, Tombstone] = {}
         self.identities = Identities(
             loaded.users,
@@ -108,7 +109,9 @@ class Batch:
         return "applied"
 
     def _rebuild_if_late(self, call: AnyCall) -> None:
-        if late.changes_newer_calls(call, self.blocks, self.identities, self.tombstones):
+        if late.changes_newer_calls(
+            call, self.blocks, self.identities, self.tombstones, self.newest_named
+        ):
             self.rebuild.update(call.identities)
 
     def _user_for(self, call: AnyCall, user_id: str | None, anonymous_id: str | None) -> User:

@@ -4,8 +4,8 @@ their calls in call-time order (`worker.rebuild`):
 
 - a call older than the identify that set its identities' free-email status (whether it
   is ignored depends on the status at its own time);
-- an email identify on a blocking connector older than calls its identities already
-  had (it blocks or lets in calls newer than itself);
+- an email identify on a blocking connector older than calls that already named its
+  identities, whichever user they went to (it blocks or lets in calls newer than itself);
 - a call naming a userId with an anonymous id a deleted user held.
 
 Deletes and anonymous ids claimed by two userIds are caught where they are applied
@@ -25,28 +25,28 @@ def changes_newer_calls(
     blocks: FreeEmailBlocks,
     identities: Identities,
     tombstones: dict[IdentityKey, Tombstone],
+    newest_named: dict[IdentityKey, str] | None = None,
 ) -> bool:
     if call.version < blocks.set_since(call):
         return True
     if type(call) is Identify and blocks.email_identify(call) is not None:
+        named = newest_named or {}
         newest = [blocks.newest_judged(call)] + [u.touched for u in _named(call, identities)]
+        newest += [named.get(k, "") for k in call.identities]
         if call.version < max(newest):
             return True
     return _claims_a_deleted_users_id(call, tombstones)
 
 
 def pairs_an_owned_id(call: AnyCall, identities: Identities) -> bool:
-    """Whether a call the delete removed names an anonymous id that an anonymous user, or
-    its own userId afresh, holds now (see `tombstones.remember_pairing`)."""
-    ws, user_id = call.workspace_id, call.user_id
-    if user_id is None:
-        return False
-    for key in call.identities:
-        secondary = secondary_of(key)
-        owner = identities.by_anonymous_id.get((ws, secondary)) if secondary else None
-        if owner is not None and owner.final().user_id in (None, user_id):
-            return True
-    return False
+    """Whether a call a delete removed names an anonymous id someone holds now: had it
+    come in order, its userId might have held the id first (and lost it to the delete)."""
+    ws = call.workspace_id
+    return call.user_id is not None and any(
+        (ws, s) in identities.by_anonymous_id
+        for k in call.identities
+        if (s := secondary_of(k)) is not None
+    )
 
 
 def _named(call: AnyCall, identities: Identities) -> list[User]:

@@ -38,6 +38,9 @@ class Loaded:
     anonymous_counts: dict[int, int] = field(default_factory=dict)  # by user pk
     # The newest call that named each anonymous id (or email) with its owner, as stored.
     named_with_owner: dict[AnonymousKey, str] = field(default_factory=dict)
+    # For identities an email identify may block or let in: the newest call of another
+    # batch naming them, whichever user it went to.
+    newest_named: dict[IdentityKey, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -62,6 +62,15 @@ UPDATE call_journal j SET body = r.body
 """
 
 
+_NEWEST_NAMING = """
+SELECT i AS identity, max(j.version) AS version
+  FROM call_journal j, unnest(j.identities) AS i
+ WHERE j.workspace_id = $1 AND j.identities && $2::text[]
+   AND NOT j.message_id = ANY($3::text[]) AND i = ANY($2::text[])
+ GROUP BY i
+"""
+
+
 def encoded(key: IdentityKey) -> str:
     return f"{key[1]}:{key[2]}"
 
@@ -161,3 +170,15 @@ async def keep_only_what_deletes_keep(
     if removed:
         stripped = [(*k, _encoder.encode(what_a_delete_keeps(c))) for k, c in removed.items()]
         await conn.execute(_REPLACE_BODIES, *columnar(stripped, 3))
+
+
+async def newest_naming(
+    conn: Conn, keys: set[IdentityKey], besides: set[str]
+) -> dict[IdentityKey, str]:
+    """The newest call naming each identity, other than the calls `besides` (messageIds)."""
+    newest: dict[IdentityKey, str] = {}
+    for ws in sorted({k[0] for k in keys}):
+        named = sorted(encoded(k) for k in keys if k[0] == ws)
+        for row in await conn.fetch(_NEWEST_NAMING, ws, named, sorted(besides)):
+            newest[decoded(ws, row["identity"])] = row["version"]
+    return newest
