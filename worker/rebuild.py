@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import structlog
 
-from sextant.calls import AnyCall, IdentityKey, IngestionWarning
+from sextant.calls import AnyCall, Delete, IdentityKey, IngestionWarning
 from sextant.db import Conn
 from worker.apply import Fates, apply_in_order
 from worker.rules.identity import secondary_of
@@ -121,5 +121,11 @@ async def _lock(conn: Conn, identities: Iterable[IdentityKey]) -> list[User]:
 
 
 def _segments(calls: list[AnyCall]) -> list[list[AnyCall]]:
-    """The calls in call-time order, one at a time: exactly as had they arrived in order."""
-    return [[call] for call in sorted(calls, key=lambda c: c.version)]
+    """The calls in call-time order, cut after each delete: a delete's verdict is reached
+    at the end of its batch, as it is when calls arrive one at a time."""
+    segments: list[list[AnyCall]] = [[]]
+    for call in sorted(calls, key=lambda c: c.version):
+        segments[-1].append(call)
+        if type(call) is Delete:
+            segments.append([])
+    return [s for s in segments if s]

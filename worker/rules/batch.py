@@ -88,8 +88,10 @@ class Batch:
         """Apply one call; returns what became of it: applied, deleted or blocked."""
         if not self.replaying:
             self._rebuild_if_late(call)
-        if is_older_than_a_delete(call, self.tombstones) or is_older_than_its_owners_delete(
-            call, self.identities, self.tombstones
+        # A delete always applies: each removes what it removes, whatever the other did.
+        if type(call) is not Delete and (
+            is_older_than_a_delete(call, self.tombstones)
+            or is_older_than_its_owners_delete(call, self.identities, self.tombstones)
         ):
             # Definitions and accounts are the workspace's, not the user's: they take the
             # call either way, so they do not depend on order.
