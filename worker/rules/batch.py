@@ -242,8 +242,12 @@ class Batch:
         user_id = call.user_id
         assert user_id is not None  # the receiver refuses a delete without one
         key = (call.workspace_id, "user_id", user_id)
-        if not self.replaying and (key[0], user_id) in self.identities.by_user_id:
-            self.rebuild.add(key)  # what it removes depends on when each call was received
+        if not self.replaying and (
+            (key[0], user_id) in self.identities.by_user_id or key in self.tombstones
+        ):
+            # What it removes depends on when each call was received, and on the deletes
+            # before and after it: the user's calls are replayed in order.
+            self.rebuild.add(key)
         tombstone = Tombstone(call.version, user_id, call.receivedAt)
         self.tombstones[key] = self.new_tombstones[key] = tombstone.stronger(
             self.tombstones.get(key)
