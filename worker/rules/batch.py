@@ -29,7 +29,7 @@ from worker.rules import accounts, engage, late
 from worker.rules.accounts import AccountBook
 from worker.rules.attributes import AttributeType, AttributeTypes, Entity
 from worker.rules.free_email import FREE_EMAIL_BLOCKED, FreeEmailBlocks
-from worker.rules.identity import Identities, identity_key
+from worker.rules.identity import Identities
 from worker.rules.mapping import (
     context_columns,
     custom_user_traits,
@@ -123,15 +123,9 @@ class Batch:
 
     def _refused_merges(self, call: AnyCall) -> None:
         self.warnings += [(call, w) for w in self.identities.take_warnings()]
-        contested = self.identities.contested
-        if contested and not self.replaying:
-            for (ws, secondary), claimant, owner in contested:
-                self.rebuild |= {
-                    identity_key(ws, secondary),
-                    (ws, "user_id", claimant),
-                    (ws, "user_id", owner),
-                }
-        contested.clear()
+        if not self.replaying:
+            self.rebuild |= self.identities.late
+        self.identities.late.clear()
 
     def _typed(
         self,

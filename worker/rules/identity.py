@@ -73,8 +73,9 @@ class Identities:
         # The same, as stored before this batch: a refused claim older than it may be the
         # earliest, which would move the id (see `worker.rebuild`).
         self._stored_versions = named_with_owner or {}
-        # (anonymous id, the userIds claiming it) for each claim that may move it
-        self.contested: list[tuple[AnonymousKey, str, str]] = []
+        # Identities whose users a call arriving late may change (see `worker.rebuild`): a
+        # claim older than the one holding the id, a deleted userId taking in a user.
+        self.late: set[IdentityKey] = set()
         self.new_users: list[User] = []
         self.merged: list[User] = []  # loaded users merged into another
         # (anonymous id, the userId it belongs to) for each merge refused since last taken
@@ -122,6 +123,7 @@ class Identities:
         if user is None:
             if anonymous is not None and anonymous.user_id is None:
                 user = anonymous  # attach: the anonymous user gets its userId
+                self._taken_in_by_a_deleted_user_id(ws, user_id)
                 user.user_id = user_id
                 user.changed = user.fields_changed = True
             else:
@@ -132,7 +134,11 @@ class Identities:
                 self.refused.append((anonymous_id, anonymous.user_id))
                 key = (ws, anonymous_id)
                 if version < self._stored_versions.get(key, ""):
-                    self.contested.append((key, user_id, anonymous.user_id))
+                    self.late |= {
+                        identity_key(ws, anonymous_id),
+                        (ws, "user_id", user_id),
+                        (ws, "user_id", anonymous.user_id),
+                    }
             elif self._held.get(user, 0) >= self._cap:
                 self.capped.append((anonymous_id, user_id))
             elif anonymous is None:
@@ -188,7 +194,15 @@ class Identities:
         self.new_users.append(user)
         return user
 
+    def _taken_in_by_a_deleted_user_id(self, ws: int, user_id: str | None) -> None:
+        """A deleted userId taking in an anonymous user: which of its calls the delete
+        removed depends on when each was received, so the users are replayed."""
+        deleted = (ws, "user_id", user_id or "")
+        if deleted in self._tombstones:
+            self.late.add(deleted)
+
     def _merge(self, loser: User, winner: User) -> None:
+        self._taken_in_by_a_deleted_user_id(winner.workspace_id, winner.user_id)
         winner.merge_from(loser)
         for key, owner in list(self.by_anonymous_id.items()):
             if owner is loser:
