@@ -25,6 +25,7 @@ import asyncpg
 
 from bench.end_to_end import bench_end_to_end, own_topics, upsert_ceiling
 from bench.isolation import bench_isolation
+from bench.rebuild import bench_rebuild
 from bench.receiver import bench_neighbour, bench_receiver
 from bench.steady import bench_steady
 from bench.warnings_flood import run_flood
@@ -80,8 +81,8 @@ def phase(base: Settings, name: str) -> Iterator[tuple[Settings, str]]:
 
 
 def main() -> int:
-    """`make bench`; `python -m bench receiver|neighbour|e2e|isolation|steady|soak|warnings`
-    runs some phases (`warnings` only when asked)."""
+    """`make bench`; `python -m bench receiver|neighbour|e2e|isolation|steady|soak|warnings|
+    rebuild` runs some phases (`warnings` and `rebuild` only when asked)."""
     every = {"receiver", "neighbour", "e2e", "isolation", "steady", "soak"}
     only = set(sys.argv[1:]) or every
     if only & {"receiver", "neighbour"} and shutil.which("wrk") is None:
@@ -101,6 +102,9 @@ def main() -> int:
     if "warnings" in only:  # not in `make bench`: python -m bench warnings
         with phase(base, "warnings") as (settings, _):
             results |= run_flood(settings)
+    if "rebuild" in only:  # not in `make bench`: python -m bench rebuild
+        with phase(base, "rebuild") as (settings, _):
+            results |= asyncio.run(bench_rebuild(settings))
     if "isolation" in only:
         with phase(base, "isolation") as (settings, _):
             results |= asyncio.run(bench_isolation(settings))

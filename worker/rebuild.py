@@ -75,7 +75,8 @@ async def rebuild(
     conn: Conn, keys: set[IdentityKey], limits: Limits, fresh: set[tuple[int, str]]
 ) -> Replayed:
     """Remove the users of these identities (as `linked` found them) and apply their calls
-    again in call-time order; warnings are kept for the calls in `fresh` only."""
+    again in call-time order. Warnings: all for the batch's own calls (`fresh`), and for
+    older calls those they have not had yet."""
     replayed = Replayed()
     for ws in sorted({k[0] for k in keys}):
         identities = {k for k in keys if k[0] == ws}
