@@ -13,7 +13,7 @@ from sextant.db import Conn
 from sextant.errors import BatchConflict
 from worker.rules.accounts import named_groups as accounts_named
 from worker.rules.batch import Batch
-from worker.rules.identity import secondary_of
+from worker.rules.identity import split_identities
 from worker.rules.state import Changes, Limits, Loaded
 from worker.sql import accounts, definitions, events, journal, ledger, user_rows, users
 
@@ -52,11 +52,8 @@ async def _load(conn: Conn, calls: list[AnyCall], replaying: bool = False) -> Lo
         tombstones |= more_tombstones
         statuses |= more_statuses
         identity_keys |= owners
-    user_ids = sorted((w, i) for w, id_field, i in identity_keys if id_field == "user_id")
-    # Anonymous ids and emails, as `rules.identity` keeps them (emails marked).
-    anonymous_ids = sorted(
-        (key[0], secondary) for key in identity_keys if (secondary := secondary_of(key))
-    )
+    # Anonymous ids and emails as `rules.identity` keeps them (emails marked).
+    user_ids, anonymous_ids = split_identities(identity_keys)
     loaded = Loaded(
         definitions=await definitions.load(conn, _scopes(calls)),
         tombstones=tombstones,

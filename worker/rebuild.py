@@ -19,7 +19,7 @@ import structlog
 from sextant.calls import AnyCall, Delete, IdentityKey, IngestionWarning
 from sextant.db import Conn
 from worker.apply import Fates, apply_in_order
-from worker.rules.identity import secondary_of
+from worker.rules.identity import split_identities
 from worker.rules.records import User
 from worker.rules.state import Limits
 from worker.sql import journal, user_rows, users, warnings
@@ -111,14 +111,7 @@ async def _not_recorded_yet(
 
 
 async def _lock(conn: Conn, identities: Iterable[IdentityKey]) -> list[User]:
-    user_ids, secondaries = [], []
-    for key in identities:
-        secondary = secondary_of(key)
-        if secondary is None:
-            user_ids.append((key[0], key[2]))
-        else:
-            secondaries.append((key[0], secondary))
-    return await users.lock(conn, sorted(user_ids), sorted(secondaries))
+    return await users.lock(conn, *split_identities(identities))
 
 
 def _segments(calls: list[AnyCall]) -> list[list[AnyCall]]:

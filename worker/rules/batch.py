@@ -99,7 +99,7 @@ class Batch:
             if not self.replaying and late.pairs_an_owned_id(call, self.identities):
                 self.rebuild.update(call.identities)
             remember_pairing(call, self.identities, self.tombstones, self.new_tombstones)
-            self._refused_merges(call)
+            self._take_identity_findings(call)
             return "deleted"
         blocked_now = type(call) is Identify and self.blocks.blocks_identify(call)
         # A delete is a privacy request: no status stands in its way.
@@ -118,10 +118,10 @@ class Batch:
 
     def _user_for(self, call: AnyCall, user_id: str | None, anonymous_id: str | None) -> User:
         user = self.identities.user_for(call, user_id, anonymous_id)
-        self._refused_merges(call)
+        self._take_identity_findings(call)
         return user
 
-    def _refused_merges(self, call: AnyCall) -> None:
+    def _take_identity_findings(self, call: AnyCall) -> None:
         self.warnings += [(call, w) for w in self.identities.take_warnings()]
         if not self.replaying:
             self.rebuild |= self.identities.late

@@ -51,13 +51,14 @@ class FreeEmailBlocks:
 
     def newest_judged(self, call: AnyCall) -> str:
         """The newest call whose fate the status of this call's identities decided."""
-        found = [s for k in call.identities if (s := self.statuses.get(k)) is not None]
-        return max((max(s.version, s.newest) for s in found), default="")
+        return max((max(s.version, s.newest) for s in self._of(call)), default="")
 
     def set_since(self, call: AnyCall) -> str:
         """The newest identify that set a status of this call's identities."""
-        found = [s for k in call.identities if (s := self.statuses.get(k)) is not None]
-        return max((s.version for s in found), default="")
+        return max((s.version for s in self._of(call)), default="")
+
+    def _of(self, call: AnyCall) -> list[EmailStatus]:
+        return [s for k in call.identities if (s := self.statuses.get(k)) is not None]
 
     def blocks_identify(self, call: Identify) -> bool:
         """Whether this identify is ignored; it blocks or lets in its identities as it says."""

@@ -13,6 +13,8 @@ receiver and the decoder remove NUL); `identity_key` and `secondary_of` translat
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from sextant.calls import AnyCall, IdentityKey, IngestionWarning
 from worker.rules.records import Tombstone, User
 
@@ -41,6 +43,21 @@ def secondary_of(key: IdentityKey) -> str | None:
     if kind == "anonymous_id":
         return value
     return email_id(value) if kind == "email" else None
+
+
+def split_identities(
+    keys: Iterable[IdentityKey],
+) -> tuple[list[AnonymousKey], list[AnonymousKey]]:
+    """(workspace, userId) and (workspace, anonymous id or marked email) of these
+    identities, each sorted: the order users are locked in."""
+    user_ids, secondaries = [], []
+    for key in keys:
+        secondary = secondary_of(key)
+        if secondary is None:
+            user_ids.append((key[0], key[2]))
+        else:
+            secondaries.append((key[0], secondary))
+    return sorted(user_ids), sorted(secondaries)
 
 
 def shown(secondary: str) -> dict[str, str]:
@@ -86,6 +103,14 @@ class Identities:
         self._cap = cap
         counts = anonymous_counts or {}
         self._held: dict[User, int] = {u: counts.get(u.pk or 0, 0) for u in users}
+
+    def holder_of(self, key: IdentityKey) -> User | None:
+        """The user an identity leads to now: its userId's, or the one holding its anonymous
+        id or email."""
+        secondary = secondary_of(key)
+        if secondary is None:
+            return self.by_user_id.get((key[0], key[2]))
+        return self.by_anonymous_id.get((key[0], secondary))
 
     def user_for(self, call: AnyCall, user_id: str | None, anonymous_id: str | None) -> User:
         """The call's user, created if need be; an anonymous id (or email) it names is

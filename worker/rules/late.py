@@ -16,8 +16,8 @@ from __future__ import annotations
 
 from sextant.calls import AnyCall, Identify, IdentityKey
 from worker.rules.free_email import FreeEmailBlocks
-from worker.rules.identity import Identities, secondary_of
-from worker.rules.records import Tombstone, User
+from worker.rules.identity import Identities
+from worker.rules.records import Tombstone
 
 
 def changes_newer_calls(
@@ -31,7 +31,9 @@ def changes_newer_calls(
         return True
     if type(call) is Identify and blocks.email_identify(call) is not None:
         named = newest_named or {}
-        newest = [blocks.newest_judged(call)] + [u.touched for u in _named(call, identities)]
+        newest = [blocks.newest_judged(call)] + [
+            u.touched for k in call.identities if (u := identities.holder_of(k))
+        ]
         newest += [named.get(k, "") for k in call.identities]
         if call.version < max(newest):
             return True
@@ -41,27 +43,9 @@ def changes_newer_calls(
 def pairs_an_owned_id(call: AnyCall, identities: Identities) -> bool:
     """Whether a call a delete removed names an anonymous id someone holds now: had it
     come in order, its userId might have held the id first (and lost it to the delete)."""
-    ws = call.workspace_id
     return call.user_id is not None and any(
-        (ws, s) in identities.by_anonymous_id
-        for k in call.identities
-        if (s := secondary_of(k)) is not None
+        identities.holder_of(k) is not None for k in call.identities if k[1] != "user_id"
     )
-
-
-def _named(call: AnyCall, identities: Identities) -> list[User]:
-    """The users the call's identities already lead to."""
-    ws, found = call.workspace_id, []
-    for key in call.identities:
-        secondary = secondary_of(key)
-        user = (
-            identities.by_user_id.get((ws, key[2]))
-            if secondary is None
-            else identities.by_anonymous_id.get((ws, secondary))
-        )
-        if user is not None:
-            found.append(user)
-    return found
 
 
 def _claims_a_deleted_users_id(call: AnyCall, tombstones: dict[IdentityKey, Tombstone]) -> bool:

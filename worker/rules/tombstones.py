@@ -47,8 +47,7 @@ def is_older_than_its_owners_delete(
         return False
     ws = call.workspace_id
     for key in call.identities:
-        secondary = secondary_of(key)
-        owner = identities.by_anonymous_id.get((ws, secondary)) if secondary else None
+        owner = identities.holder_of(key)
         user_id = owner.final().user_id if owner is not None else None
         tombstone = tombstones.get((ws, "user_id", user_id)) if user_id else None
         if tombstone is not None and tombstone.ignores(call.version, call.receivedAt):

@@ -33,14 +33,19 @@ SELECT e.email, 'email' FROM email_identities e
  WHERE e.workspace_id = $1 AND e.user_pk = ANY($2::bigint[])
 """
 
-_WIPE_IDENTITY_FACTS = [
+# What the rules derived for identities: kept by (kind, identity), or by owned id.
+_WIPE_BY_KIND = [
     f"""DELETE FROM {table} x USING unnest($2::text[], $3::text[]) AS k (kind, identity)
          WHERE x.workspace_id = $1 AND x.kind = k.kind AND x.identity = k.identity"""
     for table in ("tombstones", "blocked_identities")
-] + [
-    f"""DELETE FROM {table} x WHERE x.workspace_id = $1 AND x.{column} = ANY($2::text[])"""
-    for table, column in (("anonymous_ids", "anonymous_id"), ("email_identities", "email"))
 ]
+_WIPE_OWNED = {
+    kind: f"DELETE FROM {table} WHERE workspace_id = $1 AND {column} = ANY($2::text[])"
+    for kind, table, column in (
+        ("anonymous_id", "anonymous_ids", "anonymous_id"),
+        ("email", "email_identities", "email"),
+    )
+}
 
 # Users created before the journal began have calls it does not hold: never rebuilt.
 _PREDATES_JOURNAL = """
@@ -140,12 +145,10 @@ async def wipe_identity_facts(conn: Conn, workspace_id: int, keys: set[IdentityK
     """Forget what the rules derived for these identities: tombstones, free-email
     statuses and owners; a rebuild derives them again from the calls."""
     kinds, values = columnar(((k[1], k[2]) for k in sorted(keys)), 2)
-    for statement in _WIPE_IDENTITY_FACTS[:2]:
+    for statement in _WIPE_BY_KIND:
         await conn.execute(statement, workspace_id, kinds, values)
-    anonymous = [k[2] for k in keys if k[1] == "anonymous_id"]
-    emails = [k[2] for k in keys if k[1] == "email"]
-    await conn.execute(_WIPE_IDENTITY_FACTS[2], workspace_id, anonymous)
-    await conn.execute(_WIPE_IDENTITY_FACTS[3], workspace_id, emails)
+    for kind, statement in _WIPE_OWNED.items():
+        await conn.execute(statement, workspace_id, [k[2] for k in keys if k[1] == kind])
 
 
 async def keep_only_what_deletes_keep(
