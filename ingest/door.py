@@ -16,8 +16,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Final
 
+from ingest.as_sent import NAMING_KEYS, STAMPS, TIMESTAMPS, AsSent, read_as_sent
 from ingest.lists import NO_LISTS, WorkspaceLists
-from ingest.mending import Mends, decode_object
+from ingest.mending import Mends, decode_object, is_plain
 from ingest.timestamps import call_time, format_timestamp, parse_timestamp
 from ingest.wire import MAX_MESSAGE_BYTES
 from sextant.calls import (
@@ -33,10 +34,7 @@ from sextant.identifiers import BUILT_IN, comparable
 
 _IDENTIFIERS: Final = ("userId", "anonymousId", "previousId", "groupId")
 _OBJECTS: Final = ("context", "integrations", "traits", "properties")
-_TIMESTAMPS: Final = ("timestamp", "originalTimestamp", "sentAt")
 _SPEC_TEXTS: Final = ("name", "category")  # where the Spec has a string
-# The receiver's own fields: whatever the client put there is not kept.
-_STAMPS: Final = ("receivedAt", "sextant", "writeKey")
 _CONTEXT_TEXTS: Final = ("ip", "locale", "timezone", "userAgent", "channel")
 _CONTEXT_OBJECTS: Final = (
     "app",
@@ -54,7 +52,6 @@ _CONTEXT_OBJECTS: Final = (
     "personas",
 )
 _PERSONAS_TEXTS: Final = ("computation_class", "computation_key", "computation_id", "space_id")
-_NAMING_KEYS: Final = ("audience_key", "trait_key")  # property values that name an attribute
 _NOT_AN_IDENTITY: Final = "a value no user can have (sextant identifier list); treated as absent"
 # Members of `context` whose type the door checks; the others are kept as they are.
 JUDGED_CONTEXT: Final = frozenset({*_CONTEXT_TEXTS, *_CONTEXT_OBJECTS, "active", "groupId"})
@@ -94,11 +91,44 @@ def admit(
     """Judge one message; raise InvalidRequest, TooLarge or UnsupportedType with the reason."""
     if len(raw) > MAX_MESSAGE_BYTES:
         raise TooLarge(f"message is over {MAX_MESSAGE_BYTES // 1024} KB")
+    if batch_context is None and batch_integrations is None and is_plain(raw):
+        sent = read_as_sent(raw, default_type, arrival.lists.blocked)
+        if sent is not None:
+            return _stamped(sent, raw, arrival)
+    return admit_member_by_member(
+        raw,
+        arrival,
+        default_type=default_type,
+        batch_context=batch_context,
+        batch_integrations=batch_integrations,
+    )
+
+
+def _stamped(sent: AsSent, raw: bytes, arrival: Arrival) -> Admitted:
+    """A message that needs no mending, with what the door adds to every message."""
+    message = sent.message
+    if "messageId" not in message:
+        message["messageId"] = content_message_id(raw)
+    message["type"] = sent.call_type
+    mends = Mends()  # a call time too far ahead is clamped, with a warning
+    when = _call_time(sent.moments, arrival, mends)
+    return Admitted(sent.call_type, sent.identity, message, when, mends.warnings)
+
+
+def admit_member_by_member(
+    raw: bytes,
+    arrival: Arrival,
+    *,
+    default_type: str | None,
+    batch_context: dict[str, Any] | None = None,
+    batch_integrations: dict[str, Any] | None = None,
+) -> Admitted:
+    """The door for any message: each member judged, mended where it can be."""
     mends = Mends()
     message = decode_object(raw, mends, "message")
     _merge_batch_fields(message, batch_context, batch_integrations, mends)
     call_type = _call_type(message, default_type)
-    for name in _STAMPS:
+    for name in STAMPS:
         message.pop(name, None)
     # Each check below is asked only of the members present: a message has few of them,
     # and on a busy receiver these calls are most of a message's cost.
@@ -110,7 +140,7 @@ def admit(
     ]
     _message_id(message, raw, mends)
     moments = {
-        name: _timestamp(message, name, mends) if name in message else None for name in _TIMESTAMPS
+        name: _timestamp(message, name, mends) if name in message else None for name in TIMESTAMPS
     }
     for name in _OBJECTS:
         if name in message:
@@ -298,7 +328,7 @@ def _attribute_names(attributes: dict[str, Any], where: str, mends: Mends) -> No
     for name in [n for n in attributes if len(n) > MAX_ATTRIBUTE_NAME_LENGTH]:
         del attributes[name]
         mends.dropped(f"{where}.{name[:40]}...", f"a name longer than {MAX_ATTRIBUTE_NAME_LENGTH}")
-    for name in _NAMING_KEYS:
+    for name in NAMING_KEYS:
         if name in attributes:
             _text(attributes, name, f"{where}.{name}", mends, MAX_ATTRIBUTE_NAME_LENGTH)
 

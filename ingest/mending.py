@@ -58,9 +58,19 @@ def decode_object(raw: bytes, mends: Mends, what: str, root: str = "") -> dict[s
         raise InvalidRequest(_not_json(raw, what, e)) from e
     if not isinstance(value, dict):
         raise InvalidRequest(f"{what} is not a JSON object")
-    if out_of_range or _NUL in raw or _HUGE_INTEGER.search(raw):
+    if out_of_range or not _mends_nothing(raw):
         return _clean_all(value, mends, root)
     return value
+
+
+def is_plain(raw: bytes) -> bool:
+    """Whether decoding `raw` mends nothing and its depth is within the limit."""
+    return _mends_nothing(raw) and not nests_deeper_than(raw, MAX_DEPTH)
+
+
+def _mends_nothing(raw: bytes) -> bool:
+    """No NUL, no integer past a double; a float past one the decoder itself refuses."""
+    return _NUL not in raw and _HUGE_INTEGER.search(raw) is None
 
 
 # --- decoding ---------------------------------------------------------------------------
