@@ -254,7 +254,10 @@ def _fixed(moment: datetime) -> str:
 
 
 def _utc(moment: datetime) -> datetime:
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    zone = moment.tzinfo
+    if zone is UTC:  # what the receiver writes, and so nearly every call: nothing to do
+        return moment
+    return moment.replace(tzinfo=UTC) if zone is None else moment.astimezone(UTC)
 
 
 _json_decoder = msgspec.json.Decoder()

@@ -50,8 +50,12 @@ def pairs_an_owned_id(call: AnyCall, identities: Identities) -> bool:
 
 def _claims_a_deleted_users_id(call: AnyCall, tombstones: dict[IdentityKey, Tombstone]) -> bool:
     user_id = call.user_id
-    return user_id is not None and any(
-        (t := tombstones.get(k)) is not None and t.user_id not in (None, user_id)
-        for k in call.identities
-        if k[1] != "user_id"
+    return (
+        bool(tombstones)
+        and user_id is not None
+        and any(
+            (t := tombstones.get(k)) is not None and t.user_id not in (None, user_id)
+            for k in call.identities
+            if k[1] != "user_id"
+        )
     )
