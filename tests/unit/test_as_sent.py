@@ -12,8 +12,8 @@ import msgspec
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ingest.as_sent import read_as_sent
-from ingest.door import Admitted, Arrival, admit, admit_member_by_member
+from ingest.as_sent import _Context, read_as_sent
+from ingest.door import JUDGED_CONTEXT, Admitted, Arrival, admit, admit_member_by_member
 from ingest.lists import WorkspaceLists
 from sextant.errors import RequestRejected
 
@@ -234,3 +234,9 @@ def test_what_needs_mending_takes_the_door() -> None:
         {"type": "identify", "context": {"personas": {}, "traits": {"email": "a@b.co"}}},
     ):
         assert read_as_sent(json.dumps(message).encode(), None, frozenset()) is None
+
+
+def test_the_typed_model_names_every_member_the_door_judges() -> None:
+    """A member the door comes to judge must be typed here too, or a message with it wrong
+    would pass unchanged."""
+    assert set(_Context.__struct_fields__) == JUDGED_CONTEXT
