@@ -1,10 +1,10 @@
 """Messages that need no mending, judged in one typed decode.
 
 Most messages arrive as the Spec has them. For those, msgspec checks in C every type and
-limit the door would otherwise check member by member in Python (`ingest.door`), about
-half of a message's cost at the door. A message that fails any check, or has anything the
-door would mend, refuse or look at twice (a blocked identifier, an email-only Engage call,
-a timestamp that is no timestamp), is not read here: the door reads it member by member.
+limit the door would otherwise check member by member in Python (`ingest.door`). A message
+that fails any check, or has anything the door would mend, refuse or look at twice (a
+blocked identifier, an email-only Engage call, a timestamp that is no timestamp), is not
+read here: the door reads it member by member.
 Both ways give the same call, byte for byte (`tests/unit/test_as_sent.py`).
 """
 
