@@ -122,10 +122,12 @@ class Batch:
         return user
 
     def _take_identity_findings(self, call: AnyCall) -> None:
-        self.warnings += [(call, w) for w in self.identities.take_warnings()]
-        if not self.replaying:
-            self.rebuild |= self.identities.late
-        self.identities.late.clear()
+        identities = self.identities
+        self.warnings += [(call, w) for w in identities.take_warnings()]
+        if identities.late:
+            if not self.replaying:
+                self.rebuild |= identities.late
+            identities.late.clear()
 
     def _typed(
         self,

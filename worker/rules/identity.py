@@ -176,6 +176,8 @@ class Identities:
 
     def take_warnings(self) -> list[IngestionWarning]:
         """Merges refused and ids past the cap since last taken, as warnings."""
+        if not (self.refused or self.capped):  # asked after every call: nearly always
+            return []
         found = [
             IngestionWarning(
                 "merge_refused",
