@@ -9,7 +9,7 @@ import re
 import aiohttp
 import msgspec
 import pytest
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaProducer, ConsumerRecord
 from prometheus_client import generate_latest
 
 from ingest.metrics import IngestMetrics
@@ -60,10 +60,11 @@ async def test_lag_per_partition_from_the_cli_and_the_worker_gauge(
         rows = {p["partition"]: p for p in before["partitions"]}  # type: ignore[attr-defined]
         assert rows[partition] == {"partition": partition, "committed": None, "end": 20, "lag": 20}
 
-        records = []
-        while not records:
-            batch = await worker.consumer.getmany(timeout_ms=500, max_records=5)
-            records = [r for part in batch.values() for r in part]
+        # Each call was its own record batch, and a fetch may bring fewer than asked for.
+        records: list[ConsumerRecord[bytes, bytes]] = []
+        while len(records) < 5:
+            batch = await worker.consumer.getmany(timeout_ms=500, max_records=5 - len(records))
+            records += [r for part in batch.values() for r in part]
         assert await worker.process(records)
         await worker.commit(records)
         await worker.observe_lag(list(worker.consumer.assignment()))
