@@ -131,15 +131,14 @@ def read_as_sent(raw: bytes, default_type: str | None, blocked: frozenset[str]) 
         or not _account_fits(typed.traits)
     ):
         return None
-    moments: dict[str, datetime | None] = {}
+    moments: dict[str, datetime | None] = dict.fromkeys(TIMESTAMPS)
     for name in TIMESTAMPS:
         text = getattr(typed, name)
-        moment = None if text is UNSET else parse_timestamp(text)
-        if moment is None and text is not UNSET:
-            return None
-        if moment is not None:
-            message[name] = moment  # the record's encoder writes it in RFC 3339, UTC
-        moments[name] = moment
+        if text is UNSET:
+            continue
+        if (moment := parse_timestamp(text)) is None:
+            return None  # the door words the warning for a timestamp that is no time
+        moments[name] = message[name] = moment  # the record's encoder writes RFC 3339, UTC
     for name in STAMPS:
         message.pop(name, None)
     return AsSent(call_type, identity, message, moments)
