@@ -24,7 +24,7 @@ from sextant.calls import (
     MAX_ID_LENGTH,
     MAX_MESSAGE_ID_LENGTH,
 )
-from sextant.identifiers import BUILT_IN, comparable
+from sextant.identifiers import is_no_identity
 
 TIMESTAMPS: Final = ("timestamp", "originalTimestamp", "sentAt")
 # The receiver's own fields: whatever the client put there is not kept.
@@ -146,7 +146,7 @@ def read_as_sent(raw: bytes, default_type: str | None, blocked: frozenset[str]) 
 
 def _names_a_blocked_id(typed: _Message, blocked: frozenset[str]) -> bool:
     for value in (typed.userId, typed.anonymousId, typed.previousId):
-        if value is not UNSET and ((kept := comparable(value)) in BUILT_IN or kept in blocked):
+        if value is not UNSET and is_no_identity(value, blocked):
             return True
     return False
 

@@ -30,7 +30,7 @@ from sextant.calls import (
     email_in,
 )
 from sextant.errors import InvalidRequest, TooLarge, UnsupportedType
-from sextant.identifiers import BUILT_IN, comparable
+from sextant.identifiers import is_no_identity
 
 _IDENTIFIERS: Final = ("userId", "anonymousId", "previousId", "groupId")
 _OBJECTS: Final = ("context", "integrations", "traits", "properties")
@@ -109,10 +109,8 @@ def _stamped(sent: AsSent, raw: bytes, arrival: Arrival) -> Admitted:
     message = sent.message
     if "messageId" not in message:
         message["messageId"] = content_message_id(raw)
-    message["type"] = sent.call_type
-    mends = Mends()  # a call time too far ahead is clamped, with a warning
-    when = _call_time(sent.moments, arrival, mends)
-    return Admitted(sent.call_type, sent.identity, message, when, mends.warnings)
+    # A call time too far ahead is clamped, with a warning.
+    return _admitted(sent.call_type, sent.identity, message, sent.moments, arrival, Mends())
 
 
 def admit_member_by_member(
@@ -157,6 +155,18 @@ def admit_member_by_member(
         _group_id(company, "id", "traits.company.id", mends)  # an account's, when present
         _attribute_names(company, "traits.company", mends)
     identity = _required(message, call_type, blocked)
+    return _admitted(call_type, identity, message, moments, arrival, mends)
+
+
+def _admitted(
+    call_type: str,
+    identity: str,
+    message: dict[str, Any],
+    moments: dict[str, datetime | None],
+    arrival: Arrival,
+    mends: Mends,
+) -> Admitted:
+    """What the door does last to every message it lets in: its type, and its call time."""
     message["type"] = call_type
     when = _call_time(moments, arrival, mends)
     return Admitted(call_type, identity, message, when, mends.warnings)
@@ -204,7 +214,7 @@ def _identifier(
         if not value:
             del message[name]
         return None
-    if (kept := comparable(value)) in BUILT_IN or kept in blocked:
+    if is_no_identity(value, blocked):
         del message[name]
         if value:
             detail = {"field": name, "value": value, "reason": _NOT_AN_IDENTITY}

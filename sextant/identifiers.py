@@ -36,3 +36,10 @@ BUILT_IN: Final = frozenset(
 def comparable(value: str) -> str:
     """The form values are compared in: trimmed, case folded."""
     return value.strip().casefold()
+
+
+def is_no_identity(value: str, blocked: frozenset[str] = frozenset()) -> bool:
+    """Whether `value` is a built-in non-identity, or one of a workspace's own `blocked`
+    values (kept in comparable form)."""
+    kept = comparable(value)
+    return kept in BUILT_IN or kept in blocked
