@@ -83,7 +83,7 @@ async def send_all(url: str, key: str, bodies: list[bytes], concurrency: int = 8
 async def applied(pool: asyncpg.Pool, workspace_id: int) -> int:
     return int(
         await pool.fetchval(
-            "SELECT count(*) FROM processed_messages WHERE workspace_id = $1", workspace_id
+            "SELECT count(*) FROM call_journal WHERE workspace_id = $1", workspace_id
         )
     )
 

@@ -114,13 +114,13 @@ async def _watch_applied(
 ) -> None:
     """Note when each messageId becomes visible (committed) in Postgres, to within 0.1 s.
 
-    A row's processed_at is its transaction's start, and transactions commit out of that
+    A row's applied_at is its transaction's start, and transactions commit out of that
     order, so each poll looks a second back and keeps the first sighting of each id.
     """
     while not stop.is_set():
         rows = await pool.fetch(
-            """SELECT message_id FROM processed_messages
-                WHERE workspace_id = $1 AND processed_at >= now() - interval '1 second'""",
+            """SELECT message_id FROM call_journal
+                WHERE workspace_id = $1 AND applied_at >= now() - interval '1 second'""",
             workspace_id,
         )
         now = time.perf_counter()

@@ -7,9 +7,7 @@ import argparse
 import dataclasses
 import importlib.util
 import os
-import sys
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
 import msgspec
@@ -337,16 +335,9 @@ def lag(settings: Settings, args: argparse.Namespace) -> int:
 
 def replay(settings: Settings, args: argparse.Namespace) -> int:
     from ops.replay import Span, replay
-    from worker.retention import KEEP_DAYS
 
     span = Span(args.from_time, args.to_time, args.partition, args.from_offset, args.to_offset)
     span.check()
-    if span.from_time and span.from_time < datetime.now(UTC) - timedelta(days=KEEP_DAYS - 1):
-        print(
-            f"sextant: note: workers remember messageIds for {KEEP_DAYS} days; calls older "
-            "than that are applied again (fields are unharmed; page_views counts may grow)",
-            file=sys.stderr,
-        )
     done = run(_kafka(replay(settings, span, dry_run=args.dry_run)))
     for partition, (start, stop) in sorted(done.ranges.items()):
         if start < stop:

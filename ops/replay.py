@@ -1,8 +1,8 @@
 """`sextant replay`: put a time or offset range of the call topic back on it, for a backfill.
 
 Records are re-produced byte for byte, with their keys, onto the same topic; the workers
-apply each messageId once (the ledger keeps them `worker.retention.KEEP_DAYS` days), so a
-replayed call that was applied before is counted as a duplicate and changes nothing.
+apply each messageId once (the call journal keeps every messageId applied), so a replayed
+call that was applied before is counted as a duplicate and changes nothing.
 The range ends where the topic ended when the replay began, so a replay never reads
 back what it wrote.
 """

@@ -1,45 +1,32 @@
 """Forgetting what is kept only for a while, in the background, a small slice at a time:
-applied messageIds (`KEEP_DAYS`) and ingestion warnings (`WARNINGS_KEEP_DAYS`)."""
+ingestion warnings (`WARNINGS_KEEP_DAYS`). Applied messageIds are kept for good, in the
+call journal."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
 
 import asyncpg
 import structlog
 
-from sextant.db import Conn
-from worker.sql import ledger, warnings
+from worker.sql import warnings
 
 log = structlog.get_logger()
 
-KEEP_DAYS = 8  # messageIds: at least 7 days are promised
 WARNINGS_KEEP_DAYS = 30
 _SLICE = 5000  # rows per delete: short transactions that never hold ingestion up
 _PAUSE = 60.0
 
-Prune = Callable[[Conn, int, int], Awaitable[int]]
 
-
-async def prune_once(
-    pool: asyncpg.Pool, keep_days: int = KEEP_DAYS, warnings_keep_days: int = WARNINGS_KEEP_DAYS
-) -> int:
-    """Delete every expired row, one slice per transaction; returns how many."""
+async def prune_once(pool: asyncpg.Pool, keep_days: int = WARNINGS_KEEP_DAYS) -> int:
+    """Delete every expired warning, one slice per transaction; returns how many."""
     total = 0
     async with pool.acquire() as conn:
-        for prune, days in ((ledger.prune, keep_days), (warnings.prune, warnings_keep_days)):
-            total += await _in_slices(conn, prune, days)
-    return total
-
-
-async def _in_slices(conn: Conn, prune: Prune, keep_days: int) -> int:
-    total = 0
-    for _ in range(10_000):  # bounded: a round never runs away
-        deleted = await prune(conn, keep_days, _SLICE)
-        total += deleted
-        if deleted < _SLICE:
-            break
+        for _ in range(10_000):  # bounded: a round never runs away
+            deleted = await warnings.prune(conn, keep_days, _SLICE)
+            total += deleted
+            if deleted < _SLICE:
+                break
     return total
 
 

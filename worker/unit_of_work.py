@@ -1,9 +1,10 @@
-"""A batch of calls in one transaction: claim, journal, apply, rebuild what came late.
+"""A batch of calls in one transaction: claim, apply, rebuild what came late.
 
-Claim records each messageId as applied and keeps only calls not applied before; the
-journal keeps them (`worker.sql.journal`). They are applied where they stand
-(`worker.apply`), and the users of a call that arrived after newer calls whose fate it
-changes are rebuilt from their calls in call-time order (`worker.rebuild`).
+Claim keeps only calls whose messageId was not applied before, and writes them to the
+call journal (`worker.sql.journal`), which is also the record of what was applied. They
+are applied where they stand (`worker.apply`), and the users of a call that arrived after
+newer calls whose fate it changes are rebuilt from their calls in call-time order
+(`worker.rebuild`).
 """
 
 from __future__ import annotations
@@ -44,7 +45,6 @@ async def apply_calls(conn: Conn, calls: list[AnyCall], limits: Limits = DEFAULT
     async with conn.transaction():
         calls = await _without_missing_workspaces(conn, calls, outcome)
         fresh = await _claim(conn, calls, outcome)
-        await journal.record(conn, fresh)
         late, changes, fates = await _apply_on_time(conn, fresh, limits)
         found = changes.warnings
         if late:
@@ -145,7 +145,7 @@ async def _without_missing_workspaces(
 async def _claim(conn: Conn, calls: list[AnyCall], outcome: Outcome) -> list[AnyCall]:
     """The calls whose messageId was not applied before; a messageId twice in one batch is
     applied once."""
-    fresh = await ledger.claim(conn, ((c.workspace_id, c.messageId) for c in calls))
+    fresh = await journal.claim(conn, calls)
     todo: list[AnyCall] = []
     for call in calls:
         key = (call.workspace_id, call.messageId)

@@ -65,7 +65,7 @@ async def test_the_banner_comes_when_a_call_is_applied_within_2_seconds(
         applied_in = None
         while time.monotonic() - sent_at < 10:
             if await db.fetchval(
-                "SELECT count(*) FROM processed_messages WHERE message_id = $1", message_id
+                "SELECT count(*) FROM call_journal WHERE message_id = $1", message_id
             ):
                 applied_in = time.monotonic() - sent_at
                 break

@@ -5,13 +5,18 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections import Counter
 from collections.abc import AsyncIterator
 
 import asyncpg
 import pytest
 
+from ops.keys import create_key
 from ops.migrate import load_migrations, migrate
+from sextant.db import init_connection
 from sextant.settings import Settings
+from tests.support.calls import call
+from worker.unit_of_work import apply_calls
 
 _WRITE = """
 INSERT INTO events (workspace_id, message_id, user_pk, name, occurred_at, received_at)
@@ -75,10 +80,43 @@ async def test_migrations_without_a_transaction_run_statement_by_statement(
         )
         indexes = await conn.fetch(
             "SELECT indexname FROM pg_indexes WHERE indexname IN ('events_account', "
-            "'page_views_account') ORDER BY indexname"
+            "'page_views_account', 'call_journal_applied') ORDER BY indexname"
         )
     finally:
         await conn.close()
     assert applied == [m.version for m in load_migrations()]
     assert invalid == 0
-    assert [r["indexname"] for r in indexes] == ["events_account", "page_views_account"]
+    assert [r["indexname"] for r in indexes] == [
+        "call_journal_applied",
+        "events_account",
+        "page_views_account",
+    ]
+
+
+async def test_messageids_applied_before_the_journal_stay_applied(
+    services: Settings, fresh: str
+) -> None:
+    """The call journal takes over from processed_messages as the record of what was
+    applied: a messageId the ledger held from before the journal began is carried over,
+    and a call delivered again with it is a duplicate. Ledger rows from after are in the
+    journal already, and are not carried over again."""
+    conn = await asyncpg.connect(services.require_database_url(), database=fresh)
+    await init_connection(conn)
+    try:
+        await migrate(conn, until=10)
+        ws = await create_key(conn, "before-the-journal")
+        await conn.execute(
+            """INSERT INTO processed_messages (workspace_id, message_id, processed_at)
+               VALUES ($1, 'before', now() - interval '3 days'),
+                      ($1, 'after', now() + interval '1 minute')""",
+            ws.workspace_id,
+        )
+        await migrate(conn)
+        carried = await conn.fetch("SELECT message_id, identities, version, body FROM call_journal")
+        outcome = await apply_calls(
+            conn, [call(ws, type="track", userId="u-1", event="Again", messageId="before")]
+        )
+    finally:
+        await conn.close()
+    assert [tuple(r) for r in carried] == [("before", [], "", b"")]
+    assert outcome.calls == Counter({("track", "duplicate"): 1})

@@ -168,7 +168,7 @@ async def test_killed_workers_and_a_postgres_outage_leave_the_rows_of_a_clean_ru
                 try:
                     async with pool.acquire() as conn:
                         done = await conn.fetchval(
-                            "SELECT count(*) FROM processed_messages WHERE workspace_id = $1",
+                            "SELECT count(*) FROM call_journal WHERE workspace_id = $1",
                             chaotic.workspace_id,
                         )
                 except (OSError, asyncpg.PostgresError):

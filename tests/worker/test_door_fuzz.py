@@ -253,7 +253,7 @@ async def _outcome(
 
         async def all_applied() -> bool:
             applied = await conn.fetchval(
-                "SELECT count(*) FROM processed_messages WHERE workspace_id = $1 "
+                "SELECT count(*) FROM call_journal WHERE workspace_id = $1 "
                 "AND message_id = ANY($2::text[])",
                 workspace.workspace_id,
                 list(message_ids),

@@ -98,7 +98,7 @@ async def test_calls_of_a_missing_workspace_are_refused_before_anything_is_writt
         is None
     )
     claimed = await db.fetchval(
-        "SELECT count(*) FROM processed_messages WHERE workspace_id = $1", lost_id
+        "SELECT count(*) FROM call_journal WHERE workspace_id = $1", lost_id
     )
     assert claimed == 0
 

@@ -1,26 +1,36 @@
-"""The messageId ledger keeps at least 7 days and forgets what is older."""
+"""Applied messageIds are kept for good, in the call journal: the background prune
+forgets old warnings, never what was applied."""
 
 from __future__ import annotations
+
+from collections import Counter
 
 import asyncpg
 
 from ops.keys import CreatedKey
+from tests.support.calls import call
 from worker.retention import prune_once
+from worker.unit_of_work import apply_calls
 
 
-async def test_prune_keeps_seven_days_and_drops_older(
+async def test_a_call_applied_long_ago_is_still_a_duplicate(
     pool: asyncpg.Pool, db: asyncpg.Connection, workspace: CreatedKey
 ) -> None:
-    """Rows 6 days old stay; rows 9 days old go."""
+    """A call applied a year ago and delivered again (a replay of an old backfill) changes
+    nothing, after the prune has run."""
+    old = call(workspace, type="track", userId="u-1", event="Imported", messageId="m-old")
+    async with pool.acquire() as conn:
+        first = await apply_calls(conn, [old])
     await db.execute(
-        """INSERT INTO processed_messages (workspace_id, message_id, processed_at)
-           VALUES ($1, 'young', now() - interval '6 days'),
-                  ($1, 'old', now() - interval '9 days')""",
+        "UPDATE call_journal SET applied_at = now() - interval '365 days' WHERE workspace_id = $1",
         workspace.workspace_id,
     )
     await prune_once(pool)
-    left = await db.fetch(
-        "SELECT message_id FROM processed_messages WHERE workspace_id = $1",
-        workspace.workspace_id,
+    async with pool.acquire() as conn:
+        again = await apply_calls(conn, [old])
+    events = await db.fetchval(
+        "SELECT count(*) FROM events WHERE workspace_id = $1", workspace.workspace_id
     )
-    assert [r["message_id"] for r in left] == ["young"]
+    assert first.calls == Counter({("track", "applied"): 1})
+    assert again.calls == Counter({("track", "duplicate"): 1})
+    assert events == 1

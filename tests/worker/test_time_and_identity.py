@@ -187,7 +187,7 @@ async def test_a_deletion_removes_a_user_whose_calls_carried_a_forged_time(
 
     await eventually(gone)
     late_applied = await db.fetchval(
-        "SELECT count(*) FROM processed_messages p JOIN events e USING (workspace_id, message_id) "
+        "SELECT count(*) FROM call_journal p JOIN events e USING (workspace_id, message_id) "
         "WHERE p.workspace_id = $1",
         workspace.workspace_id,
     )

@@ -1,5 +1,6 @@
-"""SQL for the call journal: every claimed call, found again by the identities it names,
-so that users can be rebuilt from their calls in call-time order (see `worker.rebuild`)."""
+"""SQL for the call journal: every applied call, kept under its (workspace, messageId), so
+that a messageId is applied once, and found again by the identities it names, so that users
+can be rebuilt from their calls in call-time order (see `worker.rebuild`)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,28 @@ from worker.rules.tombstones import what_a_delete_keeps
 from worker.sql.arrays import columnar, pk
 
 _encoder = msgspec.json.Encoder()
+
+# Claiming a call is writing its journal row: the first to insert it applies it. The rows
+# travel as one JSON document (see users.py for why not arrays), typed `json` rather than
+# `jsonb`, which would parse every body once more; each body is a JSON string in it.
+_CLAIM = """
+INSERT INTO call_journal (workspace_id, message_id, identities, version, body)
+SELECT w, m, i, v, convert_to(b, 'UTF8')
+  FROM json_to_recordset($1::json) AS r (w bigint, m text, i text[], v text, b text)
+ON CONFLICT DO NOTHING
+RETURNING workspace_id, message_id
+"""
+
+
+class _Row(msgspec.Struct):
+    """A call as `_CLAIM` reads it: workspace, messageId, identities, version, body."""
+
+    w: int
+    m: str
+    i: list[str]
+    v: str
+    b: str
+
 
 _IDENTITIES_NAMING = """
 SELECT identities FROM call_journal WHERE workspace_id = $1 AND identities && $2::text[]
@@ -85,23 +108,20 @@ def decoded(workspace_id: int, text: str) -> IdentityKey:
     return (workspace_id, kind, value)
 
 
-async def record(conn: Conn, calls: Sequence[AnyCall]) -> None:
-    """Keep the calls just claimed (their messageIds are new, so no row exists yet)."""
-    if calls:
-        await conn.copy_records_to_table(
-            "call_journal",
-            columns=("workspace_id", "message_id", "identities", "version", "body"),
-            records=[
-                (
-                    c.workspace_id,
-                    c.messageId,
-                    [encoded(k) for k in c.identities],
-                    c.version,
-                    _encoder.encode(c),
-                )
-                for c in calls
-            ],
-        )
+async def claim(conn: Conn, calls: Sequence[AnyCall]) -> set[tuple[int, str]]:
+    """Journal the calls whose messageId was not applied before; returns their keys. Of a
+    messageId twice in `calls`, the first is kept."""
+    first: dict[tuple[int, str], AnyCall] = {}
+    for call in calls:
+        first.setdefault((call.workspace_id, call.messageId), call)
+    rows = [
+        _Row(*key, [encoded(k) for k in c.identities], c.version, _encoder.encode(c).decode())
+        for key, c in sorted(first.items())  # one lock order for every batch
+    ]
+    if not rows:
+        return set()
+    claimed = await conn.fetch(_CLAIM, _encoder.encode(rows).decode())
+    return {(r["workspace_id"], r["message_id"]) for r in claimed}
 
 
 async def component(

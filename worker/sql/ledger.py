@@ -1,5 +1,6 @@
-"""SQL for what a worker must remember between batches: messageIds applied, tombstones,
-blocked identities, and the connector settings calls are applied under."""
+"""SQL for what a worker must remember between batches besides the calls themselves
+(`journal`): tombstones, blocked identities, and the connector settings calls are applied
+under."""
 
 from __future__ import annotations
 
@@ -10,14 +11,6 @@ from sextant.db import Conn
 from worker.rules.free_email import EmailStatus
 from worker.rules.records import Tombstone, User
 from worker.sql.arrays import columnar, pk
-
-# One JSON array of [workspace, messageId] pairs (see users.py for why not arrays).
-_CLAIM = """
-INSERT INTO processed_messages (workspace_id, message_id)
-SELECT (k ->> 0)::bigint, k ->> 1 FROM jsonb_array_elements($1::jsonb) AS k
-ON CONFLICT DO NOTHING
-RETURNING workspace_id, message_id
-"""
 
 # Tombstones and blocks of the same identities, in one round trip.
 _IDENTITY_FACTS = """
@@ -81,21 +74,6 @@ SELECT workspace_id, id, block_free_email_users
 
 _WORKSPACES = "SELECT id FROM workspaces WHERE id = ANY($1::bigint[])"
 
-_PRUNE = """
-DELETE FROM processed_messages
- WHERE (workspace_id, message_id) IN (
-       SELECT workspace_id, message_id FROM processed_messages
-        WHERE processed_at < now() - make_interval(days => $1)
-        LIMIT $2)
-"""
-
-
-async def claim(conn: Conn, messages: Iterable[tuple[int, str]]) -> set[tuple[int, str]]:
-    """Record messageIds as applied; returns those not applied before."""
-    keys = sorted(set(messages))  # one lock order for every batch
-    rows = await conn.fetch(_CLAIM, keys)
-    return {(r["workspace_id"], r["message_id"]) for r in rows}
-
 
 async def identity_facts(
     conn: Conn, keys: set[IdentityKey]
@@ -155,9 +133,3 @@ async def blocking_connectors(conn: Conn, connector_ids: Iterable[int]) -> set[i
 async def existing_workspaces(conn: Conn, workspace_ids: Iterable[int]) -> set[int]:
     """The workspaces among these that Postgres has."""
     return {r["id"] for r in await conn.fetch(_WORKSPACES, sorted(set(workspace_ids)))}
-
-
-async def prune(conn: Conn, keep_days: int, limit: int) -> int:
-    """Forget up to `limit` messageIds older than `keep_days`; returns how many."""
-    status = await conn.execute(_PRUNE, keep_days, limit)
-    return int(status.split()[-1])
