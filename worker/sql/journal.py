@@ -18,11 +18,12 @@ _encoder = msgspec.json.Encoder()
 
 # Claiming a call is writing its journal row: the first to insert it applies it. The rows
 # travel as one JSON document (see users.py for why not arrays), typed `json` rather than
-# `jsonb`, which would parse every body once more; each body is a JSON string in it.
+# `jsonb`: a `json` value keeps its text as sent, so each body, a JSON object in it, is
+# stored byte for byte as the worker encoded it, and parsed only once.
 _CLAIM = """
 INSERT INTO call_journal (workspace_id, message_id, identities, version, body)
-SELECT w, m, i, v, convert_to(b, 'UTF8')
-  FROM json_to_recordset($1::json) AS r (w bigint, m text, i text[], v text, b text)
+SELECT w, m, i, v, convert_to(b::text, 'UTF8')
+  FROM json_to_recordset($1::json) AS r (w bigint, m text, i text[], v text, b json)
 ON CONFLICT DO NOTHING
 RETURNING workspace_id, message_id
 """
@@ -35,7 +36,7 @@ class _Row(msgspec.Struct):
     m: str
     i: list[str]
     v: str
-    b: str
+    b: msgspec.Raw
 
 
 _IDENTITIES_NAMING = """
@@ -115,7 +116,7 @@ async def claim(conn: Conn, calls: Sequence[AnyCall]) -> set[tuple[int, str]]:
     for call in calls:
         first.setdefault((call.workspace_id, call.messageId), call)
     rows = [
-        _Row(*key, [encoded(k) for k in c.identities], c.version, _encoder.encode(c).decode())
+        _Row(*key, [encoded(k) for k in c.identities], c.version, msgspec.Raw(_encoder.encode(c)))
         for key, c in sorted(first.items())  # one lock order for every batch
     ]
     if not rows:
