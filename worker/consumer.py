@@ -3,7 +3,8 @@
 The shape of aiokafka's `local_state_consumer` example: manual commits after
 `getmany()` batches, and a rebalance listener that lets the batch in hand finish and
 commit before partitions move. Offsets are committed only after Postgres commits, so
-a crash anywhere replays the batch, and the messageId ledger makes replays harmless.
+a crash anywhere replays the batch, and the call journal (every messageId applied) makes
+replays harmless.
 
 A worker splits its partitions into lanes (`WORKER_LANES`), each fetching, applying and
 committing its own partitions in turn, so that while Postgres works on one lane's
@@ -146,7 +147,7 @@ class Worker:
             await self.consumer.commit(offsets)
         except (CommitFailedError, KafkaError) as e:
             # The partitions moved on; their new owner replays these calls, and the
-            # messageId ledger makes that harmless.
+            # call journal makes that harmless.
             log.warning("commit_failed", error=str(e))
 
     def _observe(self, outcome: Outcome, size: int, seconds: float) -> None:
