@@ -1,8 +1,11 @@
 """`python -m bench.migration_locks`: this release's migrations applied to a database that
-holds a million events while a writer keeps inserting, as the previous release's workers
-do; how long each migration took and how long the writer was held.
+holds a million events and half a million journaled calls while a writer keeps inserting
+both, as the previous release's workers do; how long each migration took and how long
+the writer was held.
 
-BENCH_MIGRATION_EVENTS changes the number of events (default 1,000,000).
+BENCH_MIGRATION_EVENTS changes the number of events (default 1,000,000); the journal holds
+half as many calls, and the old ledger (`processed_messages`) a fifth as many messageIds
+from before the journal began, which migration 11 carries over.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from sextant.settings import Settings
 
 EVENTS = int(os.environ.get("BENCH_MIGRATION_EVENTS", "1000000"))
 # The last migration of the previous release: what the database holds before this one.
-PREVIOUS_RELEASE = 4
+PREVIOUS_RELEASE = 10
 WRITES_PER_TRANSACTION = 200
 
 _FILL = "INSERT INTO workspaces (name) VALUES ($1) RETURNING id"
@@ -39,12 +42,36 @@ SELECT $1, 'fill-' || n, n % 50000, 'page', 'Home', 'https://initech.com/', '{}'
        now() - n * interval '1 second', now()
   FROM generate_series(1, $2) AS n
 """
-# The previous release's insert: the columns it knows, as its workers write them.
-_WRITE = """
+_BODY = '{"type":"track","event":"Fill","properties":{"plan":"pro","seats":3},"messageId":"m"}'
+_FILL_JOURNAL = f"""
+INSERT INTO call_journal (workspace_id, message_id, identities, version, body)
+SELECT $1, 'fill-' || n, ARRAY['user_id:u-' || (n % 50000)], 'v-' || n, '{_BODY}'::bytea
+  FROM generate_series(1, $2) AS n
+"""
+# messageIds the old ledger kept from before the journal began (migration 10).
+_FILL_LEDGER = """
+INSERT INTO processed_messages (workspace_id, message_id, processed_at)
+SELECT $1, 'old-' || n, now() - interval '1 day' - n * interval '1 second'
+  FROM generate_series(1, $2) AS n
+"""
+# The previous release's writes, as its workers make them: the events, the old ledger and
+# the journal, in one transaction.
+_WRITE = (
+    """
 INSERT INTO events (workspace_id, message_id, user_pk, name, properties, occurred_at, received_at)
 SELECT $1, $2 || '-' || n, n % 50000, 'Live', '{}', now(), now()
   FROM generate_series(1, $3) AS n
-"""
+""",
+    """
+INSERT INTO processed_messages (workspace_id, message_id)
+SELECT $1, $2 || '-' || n FROM generate_series(1, $3) AS n
+""",
+    f"""
+INSERT INTO call_journal (workspace_id, message_id, identities, version, body)
+SELECT $1, $2 || '-' || n, ARRAY['user_id:u-' || (n % 50000)], 'v-' || n, '{_BODY}'::bytea
+  FROM generate_series(1, $3) AS n
+""",
+)
 
 
 async def _writer(pool: asyncpg.Pool, ws: int, stop: asyncio.Event) -> list[tuple[float, float]]:
@@ -53,7 +80,9 @@ async def _writer(pool: asyncpg.Pool, ws: int, stop: asyncio.Event) -> list[tupl
     while not stop.is_set():
         started = time.perf_counter()
         async with pool.acquire() as conn, conn.transaction():
-            await conn.execute(_WRITE, ws, uuid.uuid4().hex, WRITES_PER_TRANSACTION)
+            batch = uuid.uuid4().hex
+            for statement in _WRITE:
+                await conn.execute(statement, ws, batch, WRITES_PER_TRANSACTION)
         timings.append((started, time.perf_counter() - started))
         await asyncio.sleep(0.005)
     return timings
@@ -80,8 +109,10 @@ async def _measure(database_url: str, database: str) -> dict[str, float]:
         started = time.perf_counter()
         await conn.execute(_FILL_EVENTS, ws, EVENTS)
         await conn.execute(_FILL_VIEWS, ws, EVENTS // 5)
-        await conn.execute("VACUUM ANALYZE events")
-        await conn.execute("VACUUM ANALYZE page_views")
+        await conn.execute(_FILL_JOURNAL, ws, EVENTS // 2)
+        await conn.execute(_FILL_LEDGER, ws, EVENTS // 5)
+        for table in ("events", "page_views", "call_journal", "processed_messages"):
+            await conn.execute(f"VACUUM ANALYZE {table}")
         filled = time.perf_counter() - started
         stop = asyncio.Event()
         writing = asyncio.create_task(_writer(pool, ws, stop))
@@ -107,6 +138,8 @@ async def _measure(database_url: str, database: str) -> dict[str, float]:
     return {
         "events": EVENTS,
         "page_views": EVENTS // 5,
+        "journaled_calls": EVENTS // 2,
+        "ledger_messageids_before_the_journal": EVENTS // 5,
         "fill_s": round(filled, 1),
         **durations,
         "writer_transactions_during": len(during),
