@@ -146,12 +146,8 @@ async def _claim(conn: Conn, calls: list[AnyCall], outcome: Outcome) -> list[Any
     """The calls whose messageId was not applied before; a messageId twice in one batch is
     applied once."""
     fresh = await journal.claim(conn, calls)
-    todo: list[AnyCall] = []
-    for call in calls:
-        key = (call.workspace_id, call.messageId)
-        if key in fresh:
-            fresh.discard(key)
-            todo.append(call)
-        else:
-            outcome.calls[(call_type(call), "duplicate")] += 1
-    return todo
+    if len(fresh) < len(calls):
+        duplicates = Counter(map(call_type, calls)) - Counter(map(call_type, fresh))
+        for kind, n in duplicates.items():
+            outcome.calls[(kind, "duplicate")] += n
+    return fresh

@@ -109,9 +109,9 @@ def decoded(workspace_id: int, text: str) -> IdentityKey:
     return (workspace_id, kind, value)
 
 
-async def claim(conn: Conn, calls: Sequence[AnyCall]) -> set[tuple[int, str]]:
-    """Journal the calls whose messageId was not applied before; returns their keys. Of a
-    messageId twice in `calls`, the first is kept."""
+async def claim(conn: Conn, calls: Sequence[AnyCall]) -> list[AnyCall]:
+    """Journal the calls whose messageId was not applied before, and return them in the
+    order given; of a messageId twice in `calls`, the first."""
     first: dict[tuple[int, str], AnyCall] = {}
     for call in calls:
         first.setdefault((call.workspace_id, call.messageId), call)
@@ -120,9 +120,10 @@ async def claim(conn: Conn, calls: Sequence[AnyCall]) -> set[tuple[int, str]]:
         for key, c in sorted(first.items())  # one lock order for every batch
     ]
     if not rows:
-        return set()
+        return []
     claimed = await conn.fetch(_CLAIM, _encoder.encode(rows).decode())
-    return {(r["workspace_id"], r["message_id"]) for r in claimed}
+    new = {(r["workspace_id"], r["message_id"]) for r in claimed}
+    return [c for key, c in first.items() if key in new]
 
 
 async def component(
