@@ -1,9 +1,10 @@
 """`make bench`: throughput, lag and memory, measured in one run on this machine.
 
 Figures come in pairs taken in the same run (the receiver vs a bare aiohttp+msgspec app on
-the same bodies; end to end vs a batched-upsert ceiling on the same Postgres; a
-neighbour's latency alone vs while another workspace floods), because a shared machine's
-absolute numbers drift; the ratios are the figures that count.
+the same bodies, with the design's floor between them; end to end vs a batched-upsert
+ceiling on the same Postgres, with the CPU each process spent on a call; a neighbour's
+latency alone vs while another workspace floods), because a shared machine's absolute
+numbers drift; the ratios are the figures that count.
 """
 
 from __future__ import annotations
@@ -135,14 +136,21 @@ def main() -> int:
 
 
 def _end_to_end(settings: Settings) -> dict[str, float]:
-    results = {"ceiling_upsert_calls_s": asyncio.run(upsert_ceiling(settings))}
+    ceiling = asyncio.run(upsert_ceiling(settings))
+    results = {"ceiling_upsert_calls_s": ceiling.calls_s} | {
+        f"ceiling_cpu_us_per_call_{kind}": us for kind, us in ceiling.cpu_us_per_call.items()
+    }
     for population in ("uniform", "skewed"):
         for workers in (1, 2):
-            rate = asyncio.run(bench_end_to_end(settings, workers, population))
-            results[f"e2e_{population}_{workers}w_calls_s"] = rate
-    ceiling, uniform1 = results["ceiling_upsert_calls_s"], results["e2e_uniform_1w_calls_s"]
+            run = asyncio.run(bench_end_to_end(settings, workers, population))
+            results[f"e2e_{population}_{workers}w_calls_s"] = run.calls_s
+            results |= {
+                f"e2e_{population}_{workers}w_cpu_us_per_call_{kind}": us
+                for kind, us in run.cpu_us_per_call.items()
+            }
+    uniform1 = results["e2e_uniform_1w_calls_s"]
     return results | {
-        "e2e_1w_vs_ceiling": uniform1 / ceiling,
+        "e2e_1w_vs_ceiling": uniform1 / ceiling.calls_s,
         "e2e_2w_vs_1w": results["e2e_uniform_2w_calls_s"] / uniform1,
         "e2e_skewed_vs_uniform": results["e2e_skewed_1w_calls_s"] / uniform1,
         "e2e_skewed_2w_vs_1w": results["e2e_skewed_2w_calls_s"] / results["e2e_skewed_1w_calls_s"],
@@ -164,6 +172,12 @@ def print_table(r: dict[str, Any]) -> None:
             f"bare app {r[f'bare_{shape}_cpu_us_per_call']:,.1f} us",
             f"{r[f'receiver_{shape}_cpu_us_per_call'] / r[f'bare_{shape}_cpu_us_per_call']:.1f}x",
         ))  # fmt: skip
+        rows.append((
+            "  the design's floor",
+            f"{r[f'floor_{shape}_calls_s']:,.0f} calls/s",
+            f"{r[f'floor_{shape}_cpu_us_per_call']:,.1f} us a call",
+            f"{r[f'floor_{shape}_ratio']:.2f}x",
+        ))  # fmt: skip
     ceiling = r["ceiling_upsert_calls_s"]
     for population in ("uniform", "skewed"):
         for workers in (1, 2):
@@ -174,6 +188,7 @@ def print_table(r: dict[str, Any]) -> None:
                 f"upsert ceiling {ceiling:,.0f}",
                 f"{rate / ceiling:.2f}x",
             ))  # fmt: skip
+    rows.extend(_cpu_rows(r))
     rows.append(("  skewed / uniform, 1 worker", "", "", f"{r['e2e_skewed_vs_uniform']:.2f}x"))
     rows.append(("  2 workers / 1, uniform", "", "", f"{r['e2e_2w_vs_1w']:.2f}x"))
     for rate in STEADY_RATES:
@@ -223,6 +238,30 @@ def print_table(r: dict[str, Any]) -> None:
     for row in rows:
         print(f"  {row[0]:<38}{row[1]:>20}   {row[2]:<28}{row[3]}")
     print()
+
+
+def _second(kind_us: tuple[str, float]) -> float:
+    return -kind_us[1]
+
+
+def _cpu_rows(r: dict[str, Any]) -> list[tuple[str, str, str, str]]:
+    """Where a call's CPU went, end to end with one worker (uniform) and in the ceiling:
+    on a machine of N cores, N seconds of CPU a second is all there is to share."""
+    rows = []
+    for label, prefix in (("e2e, 1 worker", "e2e_uniform_1w_"), ("ceiling", "ceiling_")):
+        spent = {
+            k.removeprefix(f"{prefix}cpu_us_per_call_"): v
+            for k, v in r.items()
+            if k.startswith(f"{prefix}cpu_us_per_call_")
+        }
+        total = sum(spent.values())
+        rows.append((
+            f"  CPU a call, {label}",
+            f"{total:,.0f} us",
+            ", ".join(f"{kind} {us:,.0f}" for kind, us in sorted(spent.items(), key=_second)),
+            f"{r['machine']['cores'] * 1e6 / total:,.0f} calls/s if CPU-bound" if total else "",
+        ))  # fmt: skip
+    return rows
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 """End to end: calls/s from the first request to the last call applied, next to the
-plainest batched upsert of the same rows on the same Postgres (the ceiling)."""
+plainest batched upsert of the same rows on the same Postgres (the ceiling), and the CPU
+time every process spent a call in each."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import asyncpg
 import msgspec
 
 from bench.calls import USERS, Population, realistic_call, skewed, uniform
+from bench.cpu import Accounting
 from bench.processes import process, service_env, wait_http, worker_processes
 from bench.receiver import basic_auth
 from ops import keys as admin
@@ -32,12 +34,23 @@ def batch_body(calls: list[dict[str, Any]]) -> bytes:
     return msgspec.json.encode({"batch": calls})
 
 
-async def upsert_ceiling(settings: Settings, calls: int = 60_000) -> float:
+@dataclasses.dataclass(frozen=True)
+class Run:
+    calls_s: float
+    cpu_us_per_call: dict[str, float]  # by kind of process: postgres, workers, receiver...
+
+
+def _per_call(spent: dict[str, float], calls: int) -> dict[str, float]:
+    return {kind: 1e6 * seconds / calls for kind, seconds in spent.items()}
+
+
+async def upsert_ceiling(settings: Settings, calls: int = 60_000) -> Run:
     """Calls/s for the plainest batched write of users and events on the same Postgres."""
     rng = random.Random(2)
     conn = await asyncpg.connect(settings.require_database_url())
     try:
         ws = await admin.create_key(conn, f"ceiling-{uuid.uuid4().hex[:8]}")
+        cpu = Accounting(settings, {})
         started = time.perf_counter()
         for start in range(0, calls, 1000):
             users = sorted({f"user-{rng.randrange(USERS)}" for _ in range(1000)})
@@ -60,7 +73,7 @@ async def upsert_ceiling(settings: Settings, calls: int = 60_000) -> float:
                     [f"c{start + i}" for i in range(1000)],
                     [pks[i % len(pks)] for i in range(1000)],
                 )
-        return calls / (time.perf_counter() - started)
+        return Run(calls / (time.perf_counter() - started), _per_call(cpu.spent(), calls))
     finally:
         await conn.close()
 
@@ -110,7 +123,7 @@ async def fresh_run(
     return run, pool, ws
 
 
-async def bench_end_to_end(settings: Settings, workers: int, population: str) -> float:
+async def bench_end_to_end(settings: Settings, workers: int, population: str) -> Run:
     """Calls/s from the first request to the last call applied, with `workers` workers,
     over the uniform or the skewed population of users.
 
@@ -126,17 +139,20 @@ async def bench_end_to_end(settings: Settings, workers: int, population: str) ->
     warmup, timed = bodies[: E2E_WARMUP // 100], bodies[E2E_WARMUP // 100 :]
     port = free_port()
     url = f"http://127.0.0.1:{port}/v1/batch"
-    with process(["-m", "ops", "serve"], service_env(run, PORT=str(port), HOST="127.0.0.1")):
+    env = service_env(run, PORT=str(port), HOST="127.0.0.1")
+    with process(["-m", "ops", "serve"], env) as receiver:
         wait_http(f"http://127.0.0.1:{port}/readyz")
-        with worker_processes(run, workers):
+        with worker_processes(run, workers) as procs:
             await send_all(url, ws.api_key, warmup)
             await _until_applied(pool, ws.workspace_id, E2E_WARMUP)
+            cpu = Accounting(run, {"receiver": [receiver.pid], "workers": [p.pid for p in procs]})
             started = time.perf_counter()
             await send_all(url, ws.api_key, timed)
             await _until_applied(pool, ws.workspace_id, E2E_WARMUP + E2E_CALLS)
             seconds = time.perf_counter() - started
+            spent = cpu.spent()
     await pool.close()
-    return E2E_CALLS / seconds
+    return Run(E2E_CALLS / seconds, _per_call(spent, E2E_CALLS))
 
 
 async def _until_applied(pool: asyncpg.Pool, workspace_id: int, calls: int) -> None:

@@ -1,6 +1,6 @@
 """The receiver's own cost: its throughput and CPU time per call next to a bare aiohttp +
-msgspec app on the same bodies, and a neighbour's latency while one workspace is held to
-its intake rate."""
+msgspec app and the design's floor (`bench.floor`) on the same bodies, and a neighbour's
+latency while one workspace is held to its intake rate."""
 
 from __future__ import annotations
 
@@ -15,8 +15,9 @@ import asyncpg
 import msgspec
 
 from bench.calls import realistic_call
+from bench.cpu import cpu_seconds
 from bench.processes import process, service_env, wait_http
-from bench.wrk import WrkRun, cpu_seconds, wrk
+from bench.wrk import WrkRun, wrk
 from ops import keys as admin
 from ops.devstack import free_port
 from ops.workspaces import set_intake_rate
@@ -57,7 +58,7 @@ def bodies() -> dict[str, tuple[str, bytes, int, int]]:
 
 
 def bench_receiver(settings: Settings, key: str) -> dict[str, float]:
-    """Calls/s and CPU microseconds per call: the receiver, then the bare app."""
+    """Calls/s and CPU microseconds per call: the receiver, the bare app, the floor."""
     results: dict[str, float] = {}
     port = free_port()
     env = service_env(settings, PORT=str(port), HOST="127.0.0.1")
@@ -68,9 +69,14 @@ def bench_receiver(settings: Settings, key: str) -> dict[str, float]:
     with process(["-m", "bench.bare", str(bare_port)], dict(os.environ)) as bare:
         wait_http(f"http://127.0.0.1:{bare_port}/healthz")
         results |= _measure("bare", bare_port, bare.pid, basic_auth(key))
+    floor_port = free_port()
+    with process(["-m", "bench.floor", str(floor_port)], env) as floor:
+        wait_http(f"http://127.0.0.1:{floor_port}/healthz")
+        results |= _measure("floor", floor_port, floor.pid, basic_auth(key))
     for shape in ("single", "batch"):
         bare_rate = results[f"bare_{shape}_calls_s"]
         results[f"receiver_{shape}_ratio"] = results[f"receiver_{shape}_calls_s"] / bare_rate
+        results[f"floor_{shape}_ratio"] = results[f"floor_{shape}_calls_s"] / bare_rate
     return results
 
 

@@ -1,9 +1,8 @@
 """wrk, the load generator of the HTTP benchmarks (written in C, so it leaves the CPU to
-the server), and the server's own CPU time from its process accounting."""
+the server)."""
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 import tempfile
@@ -89,10 +88,3 @@ def _percentile(out: str, which: str) -> float:
     found = re.search(rf"^\s*{which}\s+([\d.]+)(us|ms|s|m)\s*$", out, re.MULTILINE)
     assert found, out
     return float(found[1]) * _UNITS_MS[found[2]]
-
-
-def cpu_seconds(pid: int) -> float:
-    """User plus system CPU time the process has used so far (/proc/PID/stat)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    utime, stime = int(fields[11]), int(fields[12])  # fields 14 and 15 of stat(5)
-    return (utime + stime) / os.sysconf("SC_CLK_TCK")
