@@ -240,28 +240,29 @@ def print_table(r: dict[str, Any]) -> None:
     print()
 
 
-def _second(kind_us: tuple[str, float]) -> float:
-    return -kind_us[1]
-
-
 def _cpu_rows(r: dict[str, Any]) -> list[tuple[str, str, str, str]]:
-    """Where a call's CPU went, end to end with one worker (uniform) and in the ceiling:
-    on a machine of N cores, N seconds of CPU a second is all there is to share."""
-    rows = []
-    for label, prefix in (("e2e, 1 worker", "e2e_uniform_1w_"), ("ceiling", "ceiling_")):
-        spent = {
-            k.removeprefix(f"{prefix}cpu_us_per_call_"): v
-            for k, v in r.items()
-            if k.startswith(f"{prefix}cpu_us_per_call_")
-        }
-        total = sum(spent.values())
-        rows.append((
-            f"  CPU a call, {label}",
-            f"{total:,.0f} us",
-            ", ".join(f"{kind} {us:,.0f}" for kind, us in sorted(spent.items(), key=_second)),
-            f"{r['machine']['cores'] * 1e6 / total:,.0f} calls/s if CPU-bound" if total else "",
-        ))  # fmt: skip
-    return rows
+    """Where a call's CPU went, end to end with one worker (uniform users) and in the
+    ceiling: on a machine of N cores, N CPU-seconds a second is all there is to share."""
+    split = {}
+    for name, prefix in (
+        ("e2e", "e2e_uniform_1w_cpu_us_per_call_"),
+        ("ceiling", "ceiling_cpu_us_per_call_"),
+    ):
+        split[name] = {k.removeprefix(prefix): v for k, v in r.items() if k.startswith(prefix)}
+    e2e, ceiling = sum(split["e2e"].values()), sum(split["ceiling"].values())
+    if not e2e or not ceiling:
+        return []
+    by_process = sorted(split["e2e"].items(), key=lambda kind_us: -kind_us[1])
+    return [
+        ("  CPU a call, 1 worker", f"{e2e:,.0f} us", f"ceiling {ceiling:,.0f}", f"{e2e / ceiling:.1f}x"),  # noqa: E501
+        ("    by process", "", ", ".join(f"{kind} {us:,.0f}" for kind, us in by_process), ""),
+        (
+            "    2 cores allow, if CPU-bound",
+            f"{r['machine']['cores'] * 1e6 / e2e:,.0f} calls/s",
+            f"ceiling {r['machine']['cores'] * 1e6 / ceiling:,.0f}",
+            "",
+        ),
+    ]  # fmt: skip
 
 
 if __name__ == "__main__":
