@@ -253,8 +253,9 @@ def _cpu_rows(r: dict[str, Any]) -> list[tuple[str, str, str, str]]:
     if not e2e or not ceiling:
         return []
     by_process = sorted(split["e2e"].items(), key=lambda kind_us: -kind_us[1])
+    times = f"{e2e / ceiling:.1f}x"
     return [
-        ("  CPU a call, 1 worker", f"{e2e:,.0f} us", f"ceiling {ceiling:,.0f}", f"{e2e / ceiling:.1f}x"),  # noqa: E501
+        ("  CPU a call, 1 worker", f"{e2e:,.0f} us", f"ceiling {ceiling:,.0f}", times),
         ("    by process", "", ", ".join(f"{kind} {us:,.0f}" for kind, us in by_process), ""),
         (
             "    2 cores allow, if CPU-bound",
