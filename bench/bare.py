@@ -76,18 +76,18 @@ def make_app(ack_ms: float | None) -> web.Application:
     return app
 
 
-def main() -> None:
+def serve(app: web.Application, port: int) -> None:
+    """Serve a yardstick app on loopback as the receiver is served: uvloop, no access log."""
     import uvloop
 
-    ack_ms = float(sys.argv[2]) if len(sys.argv) > 2 else None
     web.run_app(
-        make_app(ack_ms),
-        host="127.0.0.1",
-        port=int(sys.argv[1]),
-        access_log=None,
-        print=None,
-        loop=uvloop.new_event_loop(),
+        app, host="127.0.0.1", port=port, access_log=None, print=None, loop=uvloop.new_event_loop()
     )
+
+
+def main() -> None:
+    ack_ms = float(sys.argv[2]) if len(sys.argv) > 2 else None
+    serve(make_app(ack_ms), int(sys.argv[1]))
 
 
 if __name__ == "__main__":

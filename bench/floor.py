@@ -12,12 +12,13 @@ KAFKA_TOPIC).
 
 from __future__ import annotations
 
-import contextlib
+import sys
 from collections.abc import AsyncIterator
 
 import msgspec
 from aiohttp import web
 
+from bench.bare import serve
 from ingest.metrics import IngestMetrics
 from ingest.producer import Publisher
 from sextant.kafka import ensure_topics
@@ -77,19 +78,7 @@ def make_app(settings: Settings) -> web.Application:
 
 
 def main() -> None:
-    import sys
-
-    import uvloop
-
-    with contextlib.suppress(KeyboardInterrupt):
-        web.run_app(
-            make_app(Settings.from_env()),
-            host="127.0.0.1",
-            port=int(sys.argv[1]),
-            access_log=None,
-            print=None,
-            loop=uvloop.new_event_loop(),
-        )
+    serve(make_app(Settings.from_env()), int(sys.argv[1]))
 
 
 if __name__ == "__main__":
