@@ -4,8 +4,11 @@ sent at that moment is applied within 2 seconds; `make psql` opens its database.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import random
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -16,7 +19,7 @@ import aiohttp
 import asyncpg
 import pytest
 
-from ops.devstack import free_port
+from ops.dev import WORKERS
 from sextant.settings import Settings
 from tests.support.fixture_types import Run
 from tests.support.helpers import basic_auth, service_env
@@ -25,7 +28,28 @@ from tests.support.sender import send
 pytestmark = pytest.mark.slow
 
 
-def _read_banner(proc: subprocess.Popen[str], timeout: float = 90) -> str:
+def _free_port_and_the_next(count: int) -> int:
+    """A port that is free with the `count` after it, below the ephemeral range.
+
+    `sextant dev` puts its workers and management API on the ports after PORT. One free
+    ephemeral port says nothing of its neighbours, which any outgoing connection of the
+    suite may hold for a moment.
+    """
+    lowest_ephemeral = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    rng = random.Random()
+    for _ in range(100):
+        port = rng.randrange(20_000, lowest_ephemeral - count)
+        try:
+            with contextlib.ExitStack() as held:
+                for p in range(port, port + count + 1):
+                    held.enter_context(socket.socket()).bind(("127.0.0.1", p))
+        except OSError:
+            continue
+        return port
+    raise AssertionError("no run of free ports")
+
+
+def _read_banner(proc: subprocess.Popen[str], log: Path, timeout: float = 90) -> str:
     """Stdout up to the end of the banner (its Ctrl-C line)."""
     deadline, lines = time.monotonic() + timeout, []
     assert proc.stdout is not None
@@ -36,20 +60,22 @@ def _read_banner(proc: subprocess.Popen[str], timeout: float = 90) -> str:
         lines.append(line)
         if line.startswith("Ctrl-C stops everything"):
             return "".join(lines)
-    raise AssertionError("no banner:\n" + "".join(lines))
+    raise AssertionError(f"no banner (exit {proc.poll()}):\n{''.join(lines)}\n{log.read_text()}")
 
 
 async def test_the_banner_comes_when_a_call_is_applied_within_2_seconds(
     settings: Settings, db: asyncpg.Connection, http: aiohttp.ClientSession, tmp_path: Path
 ) -> None:
-    port = free_port()
+    port = _free_port_and_the_next(WORKERS + 1)
     env = service_env(settings, PORT=str(port), LOG_LEVEL="warning")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "ops", "dev"], cwd=tmp_path, env=env, text=True,
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+    log = tmp_path / "dev.log"
+    with log.open("w") as stderr:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "ops", "dev"], cwd=tmp_path, env=env, text=True,
+            stdout=subprocess.PIPE, stderr=stderr,
+        )  # fmt: skip
     try:
-        banner = await asyncio.to_thread(_read_banner, proc)
+        banner = await asyncio.to_thread(_read_banner, proc, log)
         found = re.search(r"API key\s+(\S+)", banner)
         manage = re.search(r"manage API\s+(\S+)", banner)
         assert found
