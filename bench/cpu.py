@@ -59,7 +59,7 @@ def _broker(settings: Settings, processes: Mapping[int, tuple[int, str]]) -> int
 
 
 class Accounting:
-    """CPU seconds by kind of process between `start()` and `stop()`: the given processes,
+    """CPU seconds by kind of process from construction to `spent()`: the given processes,
     this benchmark's own, and the embedded Postgres (with its backends, the exited ones
     too) and broker when they run here. A service elsewhere is not counted."""
 
