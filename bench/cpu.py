@@ -44,10 +44,10 @@ def _processes() -> dict[int, tuple[int, str]]:
 def _postmaster(settings: Settings, processes: Mapping[int, tuple[int, str]]) -> int | None:
     """The embedded Postgres's postmaster: its data directory is the URL's socket dir."""
     hosts = parse_qs(urlsplit(settings.require_database_url()).query).get("host", [])
-    for pid, (_, cmdline) in processes.items():
-        if hosts and f"-D {hosts[0]} " in cmdline + " ":
-            return pid
-    return None
+    if not hosts:  # a Postgres reached over TCP runs elsewhere
+        return None
+    data_dir = f"-D {hosts[0]} "
+    return next((pid for pid, (_, cmd) in processes.items() if data_dir in cmd + " "), None)
 
 
 def _broker(settings: Settings, processes: Mapping[int, tuple[int, str]]) -> int | None:
